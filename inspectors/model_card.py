@@ -1,0 +1,57 @@
+"""``model.json``: the contract and provenance that travel with every ONNX model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspectors.preprocess import Preprocessing
+from pipeline.decide import Thresholds
+from pipeline.errors import ModelContractError
+
+CARD_FILE = "model.json"
+ONNX_FILE = "model.onnx"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    name: str
+    version: str
+    kind: str
+    architecture: str
+    inputs: dict[str, dict[str, Any]]  # name -> {"shape": [...], "dtype": "float32"}
+    outputs: list[str]
+    preprocessing: Preprocessing
+    thresholds: Thresholds
+    onnx_sha256: str
+    training: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["preprocessing"] = self.preprocessing.to_json()
+        return data
+
+    def save(self, model_dir: Path) -> Path:
+        path = model_dir / CARD_FILE
+        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ModelCard:
+        path = model_dir / CARD_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ModelContractError(f"{path}: model card not found") from exc
+        except json.JSONDecodeError as exc:
+            raise ModelContractError(f"{path}: not valid JSON ({exc})") from exc
+        try:
+            data["preprocessing"] = Preprocessing.from_json(data["preprocessing"])
+            data["thresholds"] = Thresholds(**data["thresholds"])
+            return cls(**data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelContractError(f"{path}: invalid model card: {exc}") from exc

@@ -1,0 +1,41 @@
+"""Image preprocessing shared by fitting (torch) and inspection (ONNX Runtime).
+
+One function so the two can never drift apart; its parameters are recorded in
+each model's ``model.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Preprocessing:
+    size: tuple[int, int]  # (height, width) of the model input
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_json(self) -> dict[str, object]:
+        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std), "color": "RGB"}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Preprocessing:
+        size, mean, std = data["size"], data["mean"], data["std"]
+        return cls(tuple(size), tuple(mean), tuple(std))  # type: ignore[arg-type]
+
+
+def to_model_input(images_bgr: Sequence[np.ndarray], prep: Preprocessing) -> np.ndarray:
+    """BGR uint8 images of any size -> float32 N×3×H×W, resized and normalised."""
+    h, w = prep.size
+    batch = np.empty((len(images_bgr), 3, h, w), dtype=np.float32)
+    mean = np.asarray(prep.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(prep.std, dtype=np.float32).reshape(3, 1, 1)
+    for i, image in enumerate(images_bgr):
+        interpolation = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
+        rgb = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=interpolation), cv2.COLOR_BGR2RGB)
+        batch[i] = (rgb.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
+    return batch

@@ -1,0 +1,174 @@
+"""Fit, export, check and calibrate an anomaly model; write it with its model.json.
+
+Torch is used only here (``qcflow fit``); calibration scores come from the
+exported ONNX graph, i.e. from exactly what will run on the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inspectors.anomaly import AnomalyInspector
+from inspectors.model_card import ONNX_FILE, ModelCard
+from inspectors.preprocess import to_model_input
+from inspectors.training.patchcore import PatchCoreScorer, PatchCoreSettings, fit_patchcore
+from pipeline.datasets import digest_files, open_mvtec
+from pipeline.decide import Thresholds, calibrate_thresholds
+from pipeline.errors import ModelContractError
+from pipeline.images import encode_png, read_image
+from pipeline.simulate import SimulationSettings, render_part
+from pipeline.types import sha256_hex
+
+log = logging.getLogger(__name__)
+
+PARITY_TOLERANCE = 1e-3  # max |onnx - torch| relative to the largest torch score
+
+
+@dataclass(frozen=True, slots=True)
+class FitRequest:
+    name: str
+    good_images: list[np.ndarray] = field(repr=False)
+    calibration_images: list[np.ndarray] = field(repr=False)
+    training_digest: str
+    source: str
+    settings: PatchCoreSettings = PatchCoreSettings()
+    target_false_reject: float = 0.01
+    target_review_rate: float = 0.05
+
+
+def export_onnx(scorer: PatchCoreScorer, path: Path, image_size: int) -> None:
+    example = torch.zeros(1, 3, image_size, image_size)
+    torch.onnx.export(
+        scorer,
+        (example,),
+        str(path),
+        input_names=["image"],
+        output_names=["anomaly_map", "score"],
+        dynamic_axes={"image": {0: "batch"}, "anomaly_map": {0: "batch"}, "score": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def _parity(
+    scorer: PatchCoreScorer, inspector: AnomalyInspector, images: list[np.ndarray]
+) -> dict[str, float]:
+    batch = to_model_input(images, inspector.card.preprocessing)
+    with torch.no_grad():
+        ref_map, ref_score = (t.numpy() for t in scorer(torch.from_numpy(batch)))
+    ort_map, ort_score = inspector.score_images(images)
+    scale = float(np.abs(ref_score).max()) or 1.0
+    return {
+        "score_max_abs_diff": float(np.abs(ort_score - ref_score).max()),
+        "map_max_abs_diff": float(np.abs(ort_map - ref_map[:, 0]).max()),
+        "max_rel_diff": float(
+            max(np.abs(ort_score - ref_score).max(), np.abs(ort_map - ref_map[:, 0]).max()) / scale
+        ),
+        "tolerance": PARITY_TOLERANCE,
+        "n_images": len(images),
+    }
+
+
+def fit_anomaly(request: FitRequest, models_root: Path) -> tuple[Path, ModelCard]:
+    """Writes ``models_root/<name>/<version>/{model.onnx, model.json}``."""
+    if not request.calibration_images:
+        raise ValueError("calibration needs held-out good images")
+    settings = request.settings
+    started = time.perf_counter()
+    scorer = fit_patchcore(request.good_images, settings)
+    fit_seconds = time.perf_counter() - started
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{request.training_digest[:8]}"
+    model_dir = models_root / request.name / version
+    model_dir.mkdir(parents=True, exist_ok=False)
+    onnx_path = model_dir / ONNX_FILE
+    export_onnx(scorer, onnx_path, settings.image_size)
+    card = ModelCard(
+        name=request.name,
+        version=version,
+        kind="anomaly",
+        architecture="patchcore-efficientnet-lite0",
+        inputs={"image": {"shape": [None, 3, settings.image_size, settings.image_size], "dtype": "float32"}},
+        outputs=["anomaly_map", "score"],
+        preprocessing=settings.preprocessing,
+        thresholds=Thresholds(0.0, 0.0),  # calibrated below, from the ONNX scores
+        onnx_sha256=sha256_hex(onnx_path.read_bytes()),
+    )
+    card.save(model_dir)
+    inspector = AnomalyInspector(model_dir)
+    parity = _parity(scorer, inspector, request.calibration_images[:4])
+    if parity["max_rel_diff"] > PARITY_TOLERANCE:
+        raise ModelContractError(f"{onnx_path}: ONNX differs from torch beyond tolerance: {parity}")
+    _, calib_scores = inspector.score_images(request.calibration_images)
+    thresholds = calibrate_thresholds(
+        calib_scores,
+        target_false_reject=request.target_false_reject,
+        target_review_rate=request.target_review_rate,
+    )
+    training: dict[str, Any] = {
+        "data_digest": request.training_digest,
+        "source": request.source,
+        "n_fit_images": len(request.good_images),
+        "n_calibration_images": len(request.calibration_images),
+        "fit_seconds": round(fit_seconds, 3),
+        "bank_size": int(scorer.bank.shape[0]),
+        "feature_dim": int(scorer.bank.shape[1]),
+        "settings": {k: getattr(settings, k) for k in settings.__slots__},
+    }
+    card = replace(card, thresholds=thresholds, training=training, parity=parity)
+    card.save(model_dir)
+    log.info("fitted %s %s in %.1fs; thresholds %s", card.name, version, fit_seconds, thresholds)
+    return model_dir, card
+
+
+def split_calibration(paths: list[Path], every: int = 10, minimum: int = 8) -> tuple[list[Path], list[Path]]:
+    """Hold out every ``every``-th good image (at least ``minimum``) for calibration."""
+    step = max(2, min(every, len(paths) // minimum))
+    calib = paths[::step]
+    held = set(calib)
+    return [p for p in paths if p not in held], calib
+
+
+def request_from_mvtec(root: Path, name: str, settings: PatchCoreSettings, **kwargs: Any) -> FitRequest:
+    dataset = open_mvtec(root, need_test=False)
+    fit_paths, calib_paths = split_calibration(list(dataset.train_good))
+    return FitRequest(
+        name=name,
+        good_images=[read_image(p) for p in fit_paths],
+        calibration_images=[read_image(p) for p in calib_paths],
+        training_digest=digest_files(list(dataset.train_good)),
+        source=str(Path(root).resolve()),
+        settings=settings,
+        **kwargs,
+    )
+
+
+# Simulated good parts for fitting come from far above the indices a line inspects.
+SIMULATION_FIT_OFFSET = 10_000_000
+
+
+def request_from_simulation(
+    simulation: SimulationSettings, name: str, *, n_fit: int, n_calibration: int, **kwargs: Any
+) -> FitRequest:
+    parts = [
+        render_part(simulation, SIMULATION_FIT_OFFSET + i, defect=None) for i in range(n_fit + n_calibration)
+    ]
+    encoded = hashlib.sha256()
+    for part in parts:
+        encoded.update(sha256_hex(encode_png(part.image)).encode())
+    return FitRequest(
+        name=name,
+        good_images=[p.image for p in parts[:n_fit]],
+        calibration_images=[p.image for p in parts[n_fit:]],
+        training_digest=encoded.hexdigest(),
+        source=f"simulated line {simulation}",
+        **kwargs,
+    )

@@ -1,0 +1,268 @@
+"""The ``qcflow`` command line.
+
+Flows and training code are imported inside the commands that need them, so
+``import pipeline`` never pulls in Prefect or torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.db import repository as repo
+from pipeline.errors import QCError
+from pipeline.inspection import Workspace, open_workspace
+
+app = typer.Typer(help="qcflow: visual quality control for manufacturing lines.", no_args_is_help=True)
+fit_app = typer.Typer(help="Fit understanding models.", no_args_is_help=True)
+app.add_typer(fit_app, name="fit")
+console = Console()
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="data folder (default $QCFLOW_HOME or ./qcflow-data)")
+]
+ConfigDir = Annotated[
+    Path | None, typer.Option("--config-dir", help="config folder (default $QCFLOW_CONFIG_DIR or ./config)")
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reports_errors(command: F) -> F:
+    """Show qcflow's own errors as one clear message and exit 2, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except QCError as exc:
+            console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
+            raise typer.Exit(2) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _prefect_defaults(ws: Workspace) -> None:
+    """Ephemeral Prefect keeps its state in the data folder; the user's settings win."""
+    os.environ.setdefault("PREFECT_HOME", str(ws.data_dir / "prefect"))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    for name in ("httpx", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _run_flow_with_progress(ws: Workspace, line_id: str, total: int, **flow_args: Any) -> dict[str, Any]:
+    """Runs the inspect_line flow; the bar follows inspections as they reach the database."""
+    _prefect_defaults(ws)
+    from flows.inspect_line import inspect_line
+
+    with ws.session() as session:
+        before = sum(repo.decision_counts(session, line_id).values())
+    result: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            result.update(
+                inspect_line(
+                    line_id,
+                    max_frames=total,
+                    data_dir=str(ws.data_dir),
+                    config_dir=str(ws.config_dir),
+                    database_url=ws.database_url,
+                    **flow_args,
+                )
+            )
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, daemon=True)
+    columns = (
+        TextColumn("[bold]inspecting[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task(line_id, total=total)
+        worker.start()
+        while not done.wait(0.5):
+            with ws.session() as session:
+                progress.update(bar, completed=sum(repo.decision_counts(session, line_id).values()) - before)
+        progress.update(bar, completed=result.get("frames", 0))
+    if "error" in result:
+        raise result["error"]
+    return result
+
+
+@app.command()
+@_reports_errors
+def demo(
+    data_dir: DataDir = None,
+    config_dir: ConfigDir = None,
+    frames: Annotated[
+        int, typer.Option("--frames", min=1, help="frames of the simulated line to inspect")
+    ] = 200,
+) -> None:
+    """Run the main job on the simulated line: fit the demo model if needed, inspect, log, summarise."""
+    from pipeline.demo import ensure_demo_model, summarise
+
+    ws = open_workspace(data_dir, config_dir)
+    line = ws.line("demo")
+    console.print(f"data folder [cyan]{ws.data_dir}[/], database [cyan]{ws.database_url}[/]")
+    record = ensure_demo_model(ws, line, console)
+    console.print(f"model [cyan]{record.name} {record.version}[/] thresholds {record.thresholds}")
+    outcome = _run_flow_with_progress(ws, line.line_id, frames)
+    summarise(ws, line, outcome, console)
+
+
+@app.command()
+@_reports_errors
+def inspect(
+    line: Annotated[str, typer.Option("--line", help="line id (config/lines/<id>.yaml)")],
+    source: Annotated[
+        str | None, typer.Option("--source", help="ad-hoc source URI instead of the configured one")
+    ] = None,
+    camera: Annotated[
+        str | None, typer.Option("--camera", help="camera id (default: all; with --source, the first)")
+    ] = None,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", min=1)] = None,
+    data_dir: DataDir = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """One inspection pass over a configured line (new frames since the last pass)."""
+    ws = open_workspace(data_dir, config_dir)
+    line_config = ws.line(line)
+    total = (max_frames or line_config.batch_size) * (1 if source or camera else len(line_config.cameras))
+    outcome = _run_flow_with_progress(ws, line, total, source=source, camera_id=camera)
+    console.print(
+        f"{outcome['frames']} frames ({outcome['new_inspections']} new inspections, "
+        f"{outcome['frame_errors']} unreadable): {outcome['decisions']}"
+    )
+
+
+@fit_app.command("anomaly")
+@_reports_errors
+def fit_anomaly(
+    data: Annotated[Path, typer.Option("--data", help="dataset in MVTec AD layout")],
+    name: Annotated[str, typer.Option("--name", help="model name to register")],
+    bank_size: Annotated[int, typer.Option("--bank-size", min=64)] = 4096,
+    image_size: Annotated[int, typer.Option("--image-size", min=64)] = 224,
+    activate: Annotated[bool, typer.Option(help="make this version the active one")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Fit a PatchCore-style anomaly model on DATA/train/good, export ONNX, calibrate, register."""
+    from pipeline.fitting import fit_from_dataset
+
+    ws = open_workspace(data_dir)
+    with console.status(f"fitting {name} on {data}"):
+        record = fit_from_dataset(
+            ws, data, name, activate=activate, bank_size=bank_size, image_size=image_size
+        )
+    training = record.metrics["training"]
+    console.print(
+        f"registered [cyan]{record.name} {record.version}[/] at {record.path}\n"
+        f"fit {training['fit_seconds']:.1f}s on {training['n_fit_images']} images, "
+        f"bank {training['bank_size']} patches; "
+        f"thresholds review {record.thresholds['review']:.3f} fail {record.thresholds['fail']:.3f} "
+        f"(calibrated on {training['n_calibration_images']} held-out good images)"
+    )
+
+
+@app.command()
+@_reports_errors
+def evaluate(
+    model: Annotated[str, typer.Option("--model", help="registered model name (active version)")],
+    data: Annotated[Path, typer.Option("--data", help="dataset in MVTec AD layout")],
+    out: Annotated[Path, typer.Option("--out", help="folder for metrics.json")],
+    data_dir: DataDir = None,
+) -> None:
+    """Score DATA's test split with ONNX Runtime and write OUT/metrics.json."""
+    from pipeline.datasets import open_mvtec
+    from pipeline.evaluate import evaluate_model, write_metrics
+
+    ws = open_workspace(data_dir)
+    with ws.session() as session:
+        record = repo.get_active_model(session, model)
+    dataset = open_mvtec(data)
+    with console.status(f"scoring {len(dataset.test)} test images"):
+        metrics = evaluate_model(Path(record.path), dataset)
+    path = write_metrics(metrics, out)
+    table = Table("metric", "value", title=f"{record.name} {record.version} on {data}")
+    for key in (
+        "image_auroc",
+        "image_ap",
+        "pixel_auroc",
+        "false_reject_rate",
+        "escape_rate",
+        "review_rate",
+        "n_good",
+        "n_defect",
+        "images_per_second",
+    ):
+        value = metrics[key]
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@_reports_errors
+def models(data_dir: DataDir = None) -> None:
+    """List registered models."""
+    ws = open_workspace(data_dir)
+    with ws.session() as session:
+        records = repo.list_models(session)
+    table = Table("name", "version", "kind", "active", "review", "fail", "path")
+    for r in records:
+        table.add_row(
+            r.name,
+            r.version,
+            r.kind,
+            "yes" if r.active else "",
+            f"{r.thresholds.get('review', float('nan')):.3f}",
+            f"{r.thresholds.get('fail', float('nan')):.3f}",
+            r.path,
+        )
+    console.print(table)
+
+
+@app.command()
+@_reports_errors
+def status(
+    line: Annotated[str | None, typer.Option("--line")] = None,
+    last: Annotated[int, typer.Option("--last", min=0, help="recent inspections to list")] = 10,
+    data_dir: DataDir = None,
+) -> None:
+    """Decision counts and the most recent inspections."""
+    ws = open_workspace(data_dir)
+    with ws.session() as session:
+        counts = repo.decision_counts(session, line)
+        errors = repo.count_frame_errors(session, line)
+        recent = repo.recent_inspections(session, line, limit=last)
+    console.print(" ".join(f"{d.value} {n}" for d, n in counts.items()) + f"  unreadable frames {errors}")
+    table = Table("id", "line", "camera", "captured", "decision", "score", "reason")
+    for r in recent:
+        score = "" if r.anomaly_score is None else f"{r.anomaly_score:.3f}"
+        table.add_row(
+            str(r.id),
+            r.line_id,
+            r.camera_id,
+            f"{r.captured_at:%Y-%m-%d %H:%M:%S}",
+            r.decision.value,
+            score,
+            r.reason,
+        )
+    console.print(table)

@@ -1,0 +1,169 @@
+"""Configuration: YAML files validated by pydantic models (unknown keys refused).
+
+``config/qcflow.yaml`` holds the installation settings, ``config/lines/*.yaml``
+one production line each. Secrets and per-machine paths come from the
+environment (``QCFLOW_HOME``, ``QCFLOW_DATABASE_URL``, ``QCFLOW_CONFIG_DIR``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(_Strict):
+    """Either a cron expression or an interval; the Prefect deployment uses it."""
+
+    cron: str | None = None
+    interval_seconds: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Schedule:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of 'cron' or 'interval_seconds'")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron must have 5 fields (min hour day month weekday), got {self.cron!r}")
+        return self
+
+
+class CameraConfig(_Strict):
+    camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    source: str = Field(min_length=1, description="sim://, folder path, video file, rtsp://, http://, usb:N")
+    mm_per_px: float | None = Field(default=None, gt=0)
+
+
+class AnomalySettings(_Strict):
+    enabled: bool = True
+    model: str = Field(min_length=1, description="registered model name")
+    review_threshold: float | None = None  # overrides of the model's calibrated thresholds
+    fail_threshold: float | None = None
+
+    @model_validator(mode="after")
+    def _both_or_none(self) -> AnomalySettings:
+        if (self.review_threshold is None) != (self.fail_threshold is None):
+            raise ValueError("override both review_threshold and fail_threshold, or neither")
+        if self.review_threshold is not None and self.review_threshold > self.fail_threshold:  # type: ignore[operator]
+            raise ValueError("review_threshold must not exceed fail_threshold")
+        return self
+
+
+class Specialists(_Strict):
+    anomaly: AnomalySettings
+
+
+class LineConfig(_Strict):
+    line_id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: str
+    schedule: Schedule
+    batch_size: int = Field(default=64, gt=0, le=10_000, description="max frames per camera per run")
+    cameras: list[CameraConfig] = Field(min_length=1)
+    specialists: Specialists
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.camera_id for c in cameras]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"camera ids must be unique, got {ids}")
+        return cameras
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for c in self.cameras:
+            if c.camera_id == camera_id:
+                return c
+        raise ConfigError(
+            f"line {self.line_id!r} has no camera {camera_id!r}; "
+            f"cameras: {[c.camera_id for c in self.cameras]}"
+        )
+
+
+class GeneratorSettings(_Strict):
+    enabled: bool = False
+
+
+class DashboardSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+
+
+class AppConfig(_Strict):
+    lines_dir: str = "lines"  # relative to the config folder
+    generators: GeneratorSettings = GeneratorSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+
+
+class Environment(BaseSettings):
+    """Per-machine settings and secrets: only from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QCFLOW_", extra="ignore")
+
+    home: Path = Path("qcflow-data")
+    database_url: str | None = None
+    config_dir: Path = DEFAULT_CONFIG_DIR
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+    return f"{path}: invalid configuration\n" + "\n".join(lines)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_app_config(config_dir: Path) -> AppConfig:
+    path = config_dir / "qcflow.yaml"
+    try:
+        return AppConfig.model_validate(_load_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from exc
+
+
+def load_line_config(path: Path) -> LineConfig:
+    try:
+        line = LineConfig.model_validate(_load_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from exc
+    if line.line_id != path.stem:
+        raise ConfigError(f"{path}: line_id {line.line_id!r} must match the file name {path.stem!r}")
+    return line
+
+
+def lines_dir(config_dir: Path) -> Path:
+    return config_dir / load_app_config(config_dir).lines_dir
+
+
+def load_line(config_dir: Path, line_id: str) -> LineConfig:
+    folder = lines_dir(config_dir)
+    path = folder / f"{line_id}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"unknown line {line_id!r}: no {path}; configured lines: {known}")
+    return load_line_config(path)
+
+
+def load_all_lines(config_dir: Path) -> list[LineConfig]:
+    return [load_line_config(p) for p in sorted(lines_dir(config_dir).glob("*.yaml"))]

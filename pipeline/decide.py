@@ -1,0 +1,68 @@
+"""PASS / FAIL / REVIEW from a score and calibrated thresholds.
+
+Scores between ``review`` and ``fail`` are the unsure band: a person decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.types import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Score at or above ``fail`` fails; between ``review`` and ``fail`` goes to a person."""
+
+    review: float
+    fail: float
+    target_false_reject: float = 0.01
+    calibrated_on: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.review <= self.fail:
+            raise ValueError(f"review threshold {self.review} must not exceed fail threshold {self.fail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    decision: Decision
+    reason: str
+
+
+def decide(score: float | None, thresholds: Thresholds | None) -> Verdict:
+    if score is None or thresholds is None:
+        return Verdict(Decision.REVIEW, "no anomaly score: no specialist scored this frame")
+    if score >= thresholds.fail:
+        return Verdict(Decision.FAIL, f"anomaly score {score:.3f} ≥ fail threshold {thresholds.fail:.3f}")
+    if score >= thresholds.review:
+        return Verdict(
+            Decision.REVIEW,
+            f"anomaly score {score:.3f} in review band [{thresholds.review:.3f}, {thresholds.fail:.3f})",
+        )
+    return Verdict(Decision.PASS, f"anomaly score {score:.3f} < review threshold {thresholds.review:.3f}")
+
+
+def calibrate_thresholds(
+    good_scores: np.ndarray, *, target_false_reject: float = 0.01, target_review_rate: float = 0.05
+) -> Thresholds:
+    """Thresholds from held-out good parts' scores.
+
+    ``fail`` is the (1 - target_false_reject) quantile: about that share of good
+    parts fail. ``review`` is the (1 - target_review_rate) quantile: about that
+    share of good parts go to a person. Quantiles round up (method "higher") so
+    a small calibration set errs towards fewer false rejects.
+    """
+    scores = np.asarray(good_scores, dtype=np.float64)
+    if scores.size == 0:
+        raise ValueError("calibration needs at least one good score")
+    if not 0 < target_false_reject <= target_review_rate < 1:
+        raise ValueError(
+            f"need 0 < target_false_reject ({target_false_reject}) <= target_review_rate "
+            f"({target_review_rate}) < 1"
+        )
+    fail = float(np.quantile(scores, 1 - target_false_reject, method="higher"))
+    review = float(np.quantile(scores, 1 - target_review_rate, method="higher"))
+    return Thresholds(review, fail, target_false_reject, int(scores.size))

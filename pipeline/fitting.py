@@ -1,0 +1,62 @@
+"""Fit an anomaly model (torch, lazily imported) and register it in the database.
+
+The training package is imported only here, when a fit is asked for, so
+inspection never loads torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from pipeline.db import repository as repo
+from pipeline.db.model_registry import ModelRecord
+from pipeline.inspection import Workspace
+from pipeline.simulate import SimulationSettings
+
+_TRAINING = "inspectors.training.fit_anomaly"
+
+
+def _training() -> Any:
+    try:
+        return importlib.import_module(_TRAINING)
+    except ImportError as exc:
+        raise ImportError(f"fitting needs the training extra: pip install 'qcflow[train]' ({exc})") from exc
+
+
+def _register(ws: Workspace, model_dir: Path, card: dict[str, Any], activate: bool) -> ModelRecord:
+    record = ModelRecord(
+        name=card["name"],
+        version=card["version"],
+        kind=card["kind"],
+        path=str(model_dir),
+        onnx_sha256=card["onnx_sha256"],
+        metrics={"parity": card["parity"], "training": card["training"]},
+        thresholds=card["thresholds"],
+        preprocessing=card["preprocessing"],
+        training_digest=card["training"]["data_digest"],
+        active=activate,
+    )
+    with ws.session() as session, session.begin():
+        return repo.register_model(session, record)
+
+
+def fit_from_dataset(
+    ws: Workspace, data: Path, name: str, *, activate: bool = True, **options: Any
+) -> ModelRecord:
+    """Fit on ``data/train/good`` (MVTec layout), calibrate on a held-out share, register."""
+    training = _training()
+    settings = training.PatchCoreSettings(**options)
+    model_dir, card = training.fit_anomaly(training.request_from_mvtec(data, name, settings), ws.models_root)
+    return _register(ws, model_dir, card.to_json(), activate)
+
+
+def fit_from_simulation(
+    ws: Workspace, simulation: SimulationSettings, name: str, *, n_fit: int = 64, n_calibration: int = 64
+) -> ModelRecord:
+    """The demo model: good parts of the simulated line, from indices the line never inspects."""
+    training = _training()
+    request = training.request_from_simulation(simulation, name, n_fit=n_fit, n_calibration=n_calibration)
+    model_dir, card = training.fit_anomaly(request, ws.models_root)
+    return _register(ws, model_dir, card.to_json(), activate=True)

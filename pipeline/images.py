@@ -1,0 +1,47 @@
+"""Decoding and encoding of image bytes, with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import FrameError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+
+
+def decode_image(data: bytes, where: str) -> np.ndarray:
+    """Bytes -> H×W×3 uint8 BGR (grey images are expanded to three channels)."""
+    if not data:
+        raise FrameError(f"{where}: empty image file")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FrameError(f"{where}: not a decodable image ({len(data)} bytes; corrupt or unsupported)")
+    return image
+
+
+def read_image(path: Path) -> np.ndarray:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FrameError(f"{path}: cannot read ({exc.strerror})") from exc
+    return decode_image(data, str(path))
+
+
+def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A ground-truth mask as bool H×W, resized to ``shape`` (nearest) when it differs."""
+    mask = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise FrameError(f"{path}: not a decodable mask")
+    if mask.shape != shape:
+        mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return mask > 127
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise FrameError(f"cannot encode image of shape {image.shape} as PNG")
+    return buf.tobytes()

@@ -1,0 +1,181 @@
+"""Plain functions behind the inspect_line flow: source -> orchestrator -> decide -> db.
+
+Frames are processed in small chunks, each committed in one transaction after
+its images are on disk; the source watermark moves in the same transaction.
+A crash therefore loses at most the chunk in flight, which is re-read (and
+de-duplicated by the database) on the next run.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from pipeline.config import Environment, LineConfig, load_line
+from pipeline.db import repository as repo
+from pipeline.db.engine import check_connection, default_database_url, make_engine, upgrade_to_head
+from pipeline.orchestrator import Orchestrator, build_orchestrator
+from pipeline.sources import Pulled, open_source
+from pipeline.storage import ImageStore
+from pipeline.types import Decision, InspectionResult
+
+log = logging.getLogger(__name__)
+
+CHUNK = 16  # frames per ONNX batch and per database transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """Everything one installation keeps: data folder, database, image store, config."""
+
+    data_dir: Path
+    config_dir: Path
+    database_url: str
+    engine: Engine = field(repr=False)
+
+    @property
+    def store(self) -> ImageStore:
+        return ImageStore(self.data_dir / "store")
+
+    @property
+    def models_root(self) -> Path:
+        return self.data_dir / "models"
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def line(self, line_id: str) -> LineConfig:
+        return load_line(self.config_dir, line_id)
+
+
+def open_workspace(
+    data_dir: Path | None = None, config_dir: Path | None = None, database_url: str | None = None
+) -> Workspace:
+    """Create the data folder, reach the database and upgrade it to the newest schema."""
+    env = Environment()
+    data_dir = Path(data_dir or env.home).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = database_url or env.database_url or default_database_url(data_dir)
+    engine = make_engine(url)
+    check_connection(engine)
+    upgrade_to_head(engine)
+    return Workspace(data_dir, Path(config_dir or env.config_dir), url, engine)
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    line_id: str
+    camera_id: str
+    frames: int = 0
+    new_inspections: int = 0
+    frame_errors: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    scored_truth: list[tuple[float, str]] = field(default_factory=list)  # (score, truth) where known
+    seconds: float = 0.0
+
+    def merge(self, other: BatchSummary) -> None:
+        self.frames += other.frames
+        self.new_inspections += other.new_inspections
+        self.frame_errors += other.frame_errors
+        self.decisions.update(other.decisions)
+        self.scored_truth.extend(other.scored_truth)
+        self.seconds += other.seconds
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_orchestrator(line_json: str, model_dirs: tuple[tuple[str, str], ...]) -> Orchestrator:
+    line = LineConfig.model_validate_json(line_json)
+    return build_orchestrator(line, {name: Path(path) for name, path in model_dirs})
+
+
+def orchestrator_for(ws: Workspace, line: LineConfig) -> Orchestrator:
+    """The line's orchestrator with its models resolved in the registry (cached: sessions are costly)."""
+    with ws.session() as session:
+        names = [line.specialists.anomaly.model] if line.specialists.anomaly.enabled else []
+        dirs = tuple((n, repo.get_active_model(session, n).path) for n in names)
+    return _cached_orchestrator(line.model_dump_json(), dirs)
+
+
+def inspect_camera(
+    ws: Workspace,
+    line: LineConfig,
+    camera_id: str,
+    *,
+    max_frames: int | None = None,
+    source_uri: str | None = None,
+    flow_run_id: str | None = None,
+) -> BatchSummary:
+    """Pull up to ``max_frames`` new frames from one camera, inspect and log them."""
+    started = time.perf_counter()
+    camera = line.camera(camera_id)
+    uri = source_uri or camera.source
+    orchestrator = orchestrator_for(ws, line)
+    source = open_source(uri, line.line_id, camera_id)
+    summary = BatchSummary(line.line_id, camera_id)
+    with ws.session() as session, session.begin():
+        repo.ensure_line(session, line.line_id, line.name)
+        repo.ensure_camera(session, line.line_id, camera_id, uri, camera.mm_per_px)
+        since = repo.get_watermark(session, line.line_id, camera_id, uri)
+    chunk: list[Pulled] = []
+    for item in source.read(since, max_frames or line.batch_size):
+        chunk.append(item)
+        if len(chunk) == CHUNK:
+            _log_chunk(ws, orchestrator, line, camera_id, uri, chunk, summary, flow_run_id)
+            chunk = []
+    if chunk:
+        _log_chunk(ws, orchestrator, line, camera_id, uri, chunk, summary, flow_run_id)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _log_chunk(
+    ws: Workspace,
+    orchestrator: Orchestrator,
+    line: LineConfig,
+    camera_id: str,
+    uri: str,
+    chunk: list[Pulled],
+    summary: BatchSummary,
+    flow_run_id: str | None,
+) -> None:
+    good = [(p, p.frame) for p in chunk if p.frame is not None]
+    results = orchestrator.inspect([frame for _, frame in good]) if good else []
+    store = ws.store
+    for _, frame in good:
+        store.put(frame.encoded)  # images on disk before the rows that point at them
+    heatmaps = [_store_heatmap(store, r, orchestrator) for r in results]
+    with ws.session() as session, session.begin():
+        for pulled in chunk:
+            if pulled.error is not None:
+                repo.record_frame_error(session, line.line_id, camera_id, uri, pulled.position, pulled.error)
+                summary.frame_errors += 1
+        for (pulled, frame), result, heatmap_sha in zip(good, results, heatmaps, strict=True):
+            frame_id = repo.record_frame(session, frame, str(store.path_for(frame.sha256)))
+            if repo.record_inspection(
+                session, frame_id, result, flow_run_id=flow_run_id, heatmap_sha256=heatmap_sha
+            ):
+                summary.new_inspections += 1
+            summary.decisions[result.decision.value] += 1
+            if pulled.truth is not None and result.anomaly_score is not None:
+                summary.scored_truth.append((result.anomaly_score, pulled.truth))
+        repo.set_watermark(session, line.line_id, camera_id, uri, chunk[-1].position)
+    summary.frames += len(good)
+
+
+def _store_heatmap(store: ImageStore, result: InspectionResult, orchestrator: Orchestrator) -> str | None:
+    heatmaps = [f.heatmap for f in result.findings if f.heatmap is not None]
+    if not heatmaps or orchestrator.thresholds is None:
+        return None
+    return store.put_heatmap(heatmaps[0], scale=orchestrator.thresholds.fail * 1.25)
+
+
+def decision_totals(ws: Workspace, line_id: str) -> dict[Decision, int]:
+    with ws.session() as session:
+        return repo.decision_counts(session, line_id)

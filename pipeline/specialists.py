@@ -1,0 +1,54 @@
+"""What the orchestrator knows of specialists: a Protocol and a registry by name.
+
+Specialists are imported lazily by name so that ``pipeline`` never imports
+``inspectors`` or ``generators`` (nor their heavy dependencies) directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from pipeline.decide import Thresholds
+from pipeline.errors import ConfigError
+from pipeline.types import Finding, Frame
+
+INSPECTORS: dict[str, str] = {
+    "anomaly": "inspectors.anomaly:AnomalyInspector",
+}
+
+
+@runtime_checkable
+class Inspector(Protocol):
+    """Understands frames: turns each into findings that can be checked against truth."""
+
+    name: str
+    version: str
+    providers: tuple[str, ...]
+
+    def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]: ...
+
+
+class AnomalyScorer(Inspector, Protocol):
+    """An inspector that also scores raw images (evaluation, calibration, reports)."""
+
+    thresholds: Thresholds
+
+    def score_images(self, images_bgr: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def anomaly_scorer(model_dir: Path, **options: object) -> AnomalyScorer:
+    return inspector_class("anomaly")(model_dir, **options)  # type: ignore[call-arg,return-value]
+
+
+def inspector_class(name: str) -> type[Inspector]:
+    try:
+        target = INSPECTORS[name]
+    except KeyError as exc:
+        raise ConfigError(f"unknown specialist {name!r}; known: {sorted(INSPECTORS)}") from exc
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]

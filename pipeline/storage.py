@@ -1,0 +1,61 @@
+"""Content-addressed image store: bytes live at ``objects/<sha[:2]>/<sha>``.
+
+Writing the same bytes twice is a no-op, a name can never point at other
+content, and a path can be derived from a digest alone (no traversal: the
+digest is validated before it becomes a path).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import StorageError
+from pipeline.images import encode_png
+from pipeline.types import sha256_hex
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ImageStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, sha256: str) -> Path:
+        if not _SHA256.match(sha256):
+            raise StorageError(f"not a sha256 digest: {sha256[:80]!r}")
+        return self.root / "objects" / sha256[:2] / sha256
+
+    def put(self, data: bytes) -> str:
+        """Store bytes; returns their sha256."""
+        digest = sha256_hex(data)
+        path = self.path_for(digest)
+        if path.exists():
+            return digest
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)  # atomic: readers never see a half-written file
+        except OSError as exc:
+            raise StorageError(f"image store {self.root}: cannot write {digest}: {exc}") from exc
+        return digest
+
+    def get(self, sha256: str) -> bytes:
+        path = self.path_for(sha256)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise StorageError(f"image store {self.root}: no object {sha256}") from exc
+
+    def put_heatmap(self, heatmap: np.ndarray, scale: float) -> str:
+        """A colour heat map (JET) where ``scale`` maps to full red; returns its sha256."""
+        level = np.clip(heatmap / max(scale, 1e-12), 0.0, 1.0)
+        colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        return self.put(encode_png(colour))

@@ -1,0 +1,79 @@
+"""Shared fixtures: a database per test, on SQLite and (when configured) PostgreSQL.
+
+The PostgreSQL variant needs ``QCFLOW_TEST_PG_URL`` pointing at a server where
+the user may create databases, e.g.
+``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``. Each test gets a
+fresh, randomly named database that is dropped afterwards, so tests never see
+each other's rows and can run against a shared server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from pipeline.db.engine import make_engine, make_session_factory, upgrade_to_head
+
+PG_ENV = "QCFLOW_TEST_PG_URL"
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """Create a throw-away database on the server in ``QCFLOW_TEST_PG_URL``; yield its URL."""
+    admin_url = os.environ.get(PG_ENV)
+    if not admin_url:
+        pytest.skip(f"{PG_ENV} is not set; set it to a PostgreSQL URL to run postgres tests")
+    name = f"qcflow_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty database (no tables), once per backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'qcflow.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of an empty PostgreSQL database, for tests that only make sense there."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def db_engine(db_url: str) -> Iterator[Engine]:
+    """An engine on a database already upgraded to the newest schema."""
+    upgrade_to_head(db_url)
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(db_engine: Engine) -> Iterator[Session]:
+    """A session on a fresh database; whatever the test did not commit is rolled back."""
+    with make_session_factory(db_engine)() as session:
+        yield session
+        session.rollback()
