@@ -7,6 +7,7 @@ inspection never loads torch.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ def _training() -> Any:
         raise ImportError(f"fitting needs the training extra: pip install 'qcflow[train]' ({exc})") from exc
 
 
-def _register(ws: Workspace, model_dir: Path, card: dict[str, Any], activate: bool) -> ModelRecord:
+def register_model_dir(ws: Workspace, model_dir: Path, *, activate: bool = True) -> ModelRecord:
+    """Register an exported model folder (model.onnx + model.json) in the database."""
+    card = json.loads((model_dir / "model.json").read_text())
     record = ModelRecord(
         name=card["name"],
         version=card["version"],
@@ -48,8 +51,8 @@ def fit_from_dataset(
     """Fit on ``data/train/good`` (MVTec layout), calibrate on a held-out share, register."""
     training = _training()
     settings = training.PatchCoreSettings(**options)
-    model_dir, card = training.fit_anomaly(training.request_from_mvtec(data, name, settings), ws.models_root)
-    return _register(ws, model_dir, card.to_json(), activate)
+    model_dir, _ = training.fit_anomaly(training.request_from_mvtec(data, name, settings), ws.models_root)
+    return register_model_dir(ws, model_dir, activate=activate)
 
 
 def fit_from_simulation(
@@ -58,5 +61,5 @@ def fit_from_simulation(
     """The demo model: good parts of the simulated line, from indices the line never inspects."""
     training = _training()
     request = training.request_from_simulation(simulation, name, n_fit=n_fit, n_calibration=n_calibration)
-    model_dir, card = training.fit_anomaly(request, ws.models_root)
-    return _register(ws, model_dir, card.to_json(), activate=True)
+    model_dir, _ = training.fit_anomaly(request, ws.models_root)
+    return register_model_dir(ws, model_dir)

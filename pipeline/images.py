@@ -41,7 +41,11 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image)
+    """PNG bytes of ``image``: lossless, so the stored frame is the rendered frame."""
+    try:
+        ok, buffer = cv2.imencode(".png", image)
+    except cv2.error as exc:
+        raise FrameError(f"cannot encode {image.dtype} {image.shape} as PNG: {exc}") from exc
     if not ok:
-        raise FrameError(f"cannot encode image of shape {image.shape} as PNG")
-    return buf.tobytes()
+        raise FrameError(f"cannot encode {image.dtype} {image.shape} as PNG")
+    return buffer.tobytes()

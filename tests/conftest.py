@@ -77,3 +77,50 @@ def db_session(db_engine: Engine) -> Iterator[Session]:
     with make_session_factory(db_engine)() as session:
         yield session
         session.rollback()
+
+
+# --- a small anomaly model fitted on simulated good parts, shared by the session ---
+
+TEST_SIMULATION = "sim://test?seed=3&size=256"
+
+
+@pytest.fixture(scope="session")
+def anomaly_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (pretrained backbone, small bank) model exported to ONNX with its model.json."""
+    from inspectors.training.fit_anomaly import fit_anomaly, request_from_simulation
+    from inspectors.training.patchcore import PatchCoreSettings
+    from pipeline.sources import SimulatedSource
+
+    simulation = SimulatedSource(TEST_SIMULATION, "test", "cam1").line.settings
+    request = request_from_simulation(
+        simulation, "test-anomaly", n_fit=24, n_calibration=24, settings=PatchCoreSettings(bank_size=512)
+    )
+    model_dir, _ = fit_anomaly(request, tmp_path_factory.mktemp("models"))
+    return model_dir
+
+
+def write_line_config(
+    config_dir: Path, source: str, *, line_id: str = "test", model: str = "test-anomaly"
+) -> Path:
+    """A config folder with qcflow.yaml and one line using ``source`` on camera cam1."""
+    (config_dir / "lines").mkdir(parents=True, exist_ok=True)
+    (config_dir / "qcflow.yaml").write_text("lines_dir: lines\n")
+    (config_dir / "lines" / f"{line_id}.yaml").write_text(
+        f"line_id: {line_id}\nname: Test line\nschedule: {{interval_seconds: 30}}\nbatch_size: 20\n"
+        f"cameras:\n  - {{camera_id: cam1, source: '{source}', mm_per_px: 0.2}}\n"
+        f"specialists:\n  anomaly: {{enabled: true, model: {model}}}\n"
+    )
+    return config_dir
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, anomaly_model_dir: Path):  # type: ignore[no-untyped-def]
+    """A data folder + SQLite database with the test model registered, and a simulated test line."""
+    from pipeline.fitting import register_model_dir
+    from pipeline.inspection import open_workspace
+
+    config_dir = write_line_config(tmp_path / "config", TEST_SIMULATION)
+    ws = open_workspace(tmp_path / "data", config_dir)
+    register_model_dir(ws, anomaly_model_dir)
+    yield ws
+    ws.engine.dispose()

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from pipeline.errors import FrameError
+from pipeline.images import encode_png
 from pipeline.simulate import (
     DEFECT_KINDS,
     SimulatedLine,
     SimulatedPart,
     SimulationSettings,
     choose_defect,
-    encode_png,
     render_part,
 )
 
@@ -84,7 +84,7 @@ def test_line_part_is_render_part() -> None:
     line = SimulatedLine(SETTINGS)
     assert np.array_equal(line.part(4).image, render_part(SETTINGS, 4).image)
     with pytest.raises(ValueError, match="count"):
-        list(line.parts(0, -1))
+        line.parts(0, -1)
 
 
 def test_good_parts_have_empty_masks() -> None:
@@ -105,8 +105,8 @@ def test_defect_changes_exactly_the_masked_pixels(kind: str, index: int) -> None
     assert 40 <= inside.sum() <= 0.05 * size * size
     difference = pixel_difference(bad.image, good.image)
     assert difference[inside].mean() > 25, "defect is too faint inside its mask"
-    far_outside = cv2.dilate(bad.mask, np.ones((7, 7), np.uint8)) == 0
-    assert difference[far_outside].max() <= 2, "defect changed pixels outside its mask"
+    outside = bad.mask == 0  # defects are composited through their mask: nothing else may move
+    assert difference[outside].max() == 0, "defect changed pixels outside its mask"
 
 
 @pytest.mark.parametrize("kind", DEFECT_KINDS)

@@ -1,0 +1,122 @@
+"""The anomaly specialist on procedural parts: accuracy floor, regions, contract, no torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from inspectors.anomaly import AnomalyInspector
+from inspectors.model_card import ModelCard
+from inspectors.onnx_session import check_single_runtime, choose_providers
+from pipeline.errors import ModelContractError, QCError
+from pipeline.images import encode_png
+from pipeline.simulate import DEFECT_KINDS, SimulationSettings, render_part
+from pipeline.types import Frame, sha256_hex
+
+SIM = SimulationSettings(size=256, seed=3, defect_rate=0.5)
+
+
+def _frame(image: np.ndarray, camera: str = "cam1") -> Frame:
+    data = encode_png(image)
+    return Frame(image, "test", camera, datetime.now(UTC), sha256_hex(data), "test://", data)
+
+
+def test_separates_defective_from_good_parts(anomaly_model_dir: Path) -> None:
+    inspector = AnomalyInspector(anomaly_model_dir)
+    parts = [render_part(SIM, i) for i in range(80)]
+    _, scores = inspector.score_images([p.image for p in parts])
+    truth = np.array([p.defect is not None for p in parts])
+    assert 10 < truth.sum() < 70
+    assert roc_auc_score(truth, scores) >= 0.95
+
+
+@pytest.mark.parametrize("kind", ["crack", "pit", "scratch"])
+def test_region_lies_on_the_defect(anomaly_model_dir: Path, kind: str) -> None:
+    inspector = AnomalyInspector(anomaly_model_dir, mm_per_px={"cam1": 0.2})
+    part = render_part(SIM, 5, defect=kind)
+    findings = inspector.inspect([_frame(part.image)])[0]
+    image_finding = findings[0]
+    assert image_finding.heatmap is not None and image_finding.heatmap.shape == part.mask.shape
+    regions = [f.region for f in findings if f.region is not None]
+    assert regions, f"no region found for a {kind}"
+    top = regions[0]
+    assert part.mask[top.y : top.y + top.h, top.x : top.x + top.w].any(), "strongest region misses the defect"
+    assert top.length_mm == pytest.approx(max(top.w, top.h) * 0.2)
+
+
+def test_good_part_scores_below_every_defect_kind(anomaly_model_dir: Path) -> None:
+    inspector = AnomalyInspector(anomaly_model_dir)
+    good = [render_part(SIM, i, defect=None).image for i in range(100, 110)]
+    bad = [render_part(SIM, 100 + i, defect=k).image for i, k in enumerate(DEFECT_KINDS)]
+    _, good_scores = inspector.score_images(good)
+    _, bad_scores = inspector.score_images(bad)
+    assert np.median(bad_scores) > good_scores.max()
+
+
+def test_model_card_records_parity_and_thresholds(anomaly_model_dir: Path) -> None:
+    card = ModelCard.load(anomaly_model_dir)
+    assert card.parity["max_rel_diff"] <= card.parity["tolerance"]
+    assert 0 < card.thresholds.review <= card.thresholds.fail
+    assert card.thresholds.calibrated_on == 24
+    assert card.training["bank_size"] == 512 and len(card.training["data_digest"]) == 64
+
+
+def _copy(model_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def test_contract_mismatch_names_the_file(anomaly_model_dir: Path, tmp_path: Path) -> None:
+    model = _copy(anomaly_model_dir, tmp_path)
+    card = json.loads((model / "model.json").read_text())
+    card["inputs"]["image"]["shape"] = [None, 3, 512, 512]
+    (model / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelContractError, match=r"model\.onnx: inputs expected .*512"):
+        AnomalyInspector(model)
+
+
+def test_replaced_onnx_file_is_refused(anomaly_model_dir: Path, tmp_path: Path) -> None:
+    model = _copy(anomaly_model_dir, tmp_path)
+    (model / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelContractError, match="sha256 differs"):
+        AnomalyInspector(model)
+
+
+def test_missing_card_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelContractError, match="model card not found"):
+        AnomalyInspector(tmp_path)
+
+
+def test_providers_prefer_gpu_and_fall_back_to_cpu() -> None:
+    assert choose_providers(["CPUExecutionProvider", "CUDAExecutionProvider"]) == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_both_onnxruntime_builds_installed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.metadata.version", lambda dist: "1.0")
+    with pytest.raises(QCError, match="both onnxruntime and onnxruntime-gpu"):
+        check_single_runtime()
+
+
+def test_inspection_never_imports_torch(anomaly_model_dir: Path) -> None:
+    script = (
+        "import sys\n"
+        "from pipeline.simulate import SimulationSettings, render_part\n"
+        "from pipeline.specialists import anomaly_scorer\n"
+        f"s = anomaly_scorer({str(anomaly_model_dir)!r})\n"
+        "s.score_images([render_part(SimulationSettings(), 0).image])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

@@ -1,0 +1,106 @@
+"""The qcflow command line: fit and evaluate on an MVTec-layout dataset made in the test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.simulate import SimulationSettings, render_part
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def mvtec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mvtec")
+    sim = SimulationSettings(size=256, seed=11)
+    layout = [("train/good", None, range(0, 24)), ("test/good", None, range(100, 110))]
+    layout += [(f"test/{k}", k, range(200 + 10 * i, 205 + 10 * i)) for i, k in enumerate(("crack", "pit"))]
+    for folder, kind, indices in layout:
+        (root / folder).mkdir(parents=True)
+        for i in indices:
+            part = render_part(sim, i, defect=kind)
+            cv2.imwrite(str(root / folder / f"{i:03d}.png"), part.image)
+            if kind:
+                (root / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / "ground_truth" / kind / f"{i:03d}_mask.png"), part.mask)
+    return root
+
+
+def test_fit_then_evaluate_writes_metrics(mvtec_dir: Path, tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    fit = runner.invoke(
+        app, ["fit", "anomaly", "--data", str(mvtec_dir), "--name", "sim", "--bank-size", "512", *data]
+    )
+    assert fit.exit_code == 0, fit.output
+    assert "registered sim" in fit.output
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app, ["evaluate", "--model", "sim", "--data", str(mvtec_dir), "--out", str(out), *data]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {
+        "image_auroc",
+        "image_ap",
+        "pixel_auroc",
+        "threshold",
+        "false_reject_rate",
+        "escape_rate",
+        "n_good",
+        "n_defect",
+        "images_per_second",
+    } <= metrics.keys()
+    assert (metrics["n_good"], metrics["n_defect"]) == (10, 10)
+    assert metrics["image_auroc"] >= 0.9
+    assert metrics["pixel_auroc"] is not None and metrics["pixel_auroc"] >= 0.8
+    listing = runner.invoke(app, ["models", *data])
+    assert "sim" in listing.output and "yes" in listing.output
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "anomaly",
+            "--data",
+            str(tmp_path / "nope"),
+            "--name",
+            "x",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "DatasetError" in result.output and "nope" in result.output
+
+
+def test_unknown_model_is_a_clear_error(mvtec_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            "ghost",
+            "--data",
+            str(mvtec_dir),
+            "--out",
+            str(tmp_path),
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+    )
+    assert result.exit_code == 2 and "ghost" in result.output
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QCFLOW_DATABASE_URL", "postgresql+psycopg://qc:secret@127.0.0.1:9/qcflow")
+    result = runner.invoke(app, ["status", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "127.0.0.1:9" in result.output and "secret" not in result.output
