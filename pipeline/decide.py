@@ -5,6 +5,7 @@ Scores between ``review`` and ``fail`` are the unsure band: a person decides.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,8 @@ class Verdict:
 def decide(score: float | None, thresholds: Thresholds | None) -> Verdict:
     if score is None or thresholds is None:
         return Verdict(Decision.REVIEW, "no anomaly score: no specialist scored this frame")
+    if not math.isfinite(score):
+        return Verdict(Decision.REVIEW, f"anomaly score is {score}: the model gave no usable score")
     if score >= thresholds.fail:
         return Verdict(Decision.FAIL, f"anomaly score {score:.3f} ≥ fail threshold {thresholds.fail:.3f}")
     if score >= thresholds.review:

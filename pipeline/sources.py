@@ -77,14 +77,15 @@ class FolderSource:
                     files.append((key, p))
         for (mtime, name), path in sorted(files)[:limit]:
             position = f"{mtime}:{name}"
+            at = datetime.fromtimestamp(mtime / 1e9, UTC)
             try:
                 data = path.read_bytes()
                 pixels = decode_image(data, str(path))
+                frame = _frame(data, pixels, self.line_id, self.camera_id, str(path), at)
             except (FrameError, OSError) as exc:
                 yield Pulled(position, error=str(exc))
                 continue
-            at = datetime.fromtimestamp(mtime / 1e9, UTC)
-            yield Pulled(position, _frame(data, pixels, self.line_id, self.camera_id, str(path), at))
+            yield Pulled(position, frame)
 
 
 class VideoSource:

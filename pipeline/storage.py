@@ -19,7 +19,7 @@ from pipeline.errors import StorageError
 from pipeline.images import encode_png
 from pipeline.types import sha256_hex
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ImageStore:
@@ -27,7 +27,7 @@ class ImageStore:
         self.root = Path(root)
 
     def path_for(self, sha256: str) -> Path:
-        if not _SHA256.match(sha256):
+        if not _SHA256.fullmatch(sha256):
             raise StorageError(f"not a sha256 digest: {sha256[:80]!r}")
         return self.root / "objects" / sha256[:2] / sha256
 
@@ -37,6 +37,7 @@ class ImageStore:
         path = self.path_for(digest)
         if path.exists():
             return digest
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -44,6 +45,8 @@ class ImageStore:
                 f.write(data)
             os.replace(tmp, path)  # atomic: readers never see a half-written file
         except OSError as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
             raise StorageError(f"image store {self.root}: cannot write {digest}: {exc}") from exc
         return digest
 

@@ -64,7 +64,7 @@ class Frame:
             raise FrameError(f"frame from {self.source_uri}: image too small {p.shape[:2]}")
         if self.captured_at.tzinfo is None:
             raise FrameError(f"frame from {self.source_uri}: captured_at must be timezone-aware")
-        if len(self.sha256) != 64:
+        if len(self.sha256) != 64 or not all(c in "0123456789abcdef" for c in self.sha256):
             raise FrameError(f"frame from {self.source_uri}: sha256 must be 64 hex chars")
         if self.encoded and sha256_hex(self.encoded) != self.sha256:
             raise FrameError(f"frame from {self.source_uri}: sha256 does not match encoded bytes")

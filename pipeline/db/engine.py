@@ -154,7 +154,7 @@ def upgrade_to_head(url: str | URL | Engine) -> None:
                 )
             config = alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")
     except SQLAlchemyError as exc:
         raise StorageError(
             f"cannot upgrade database {masked_url(engine.url)}: {_describe(exc, engine.url)}"

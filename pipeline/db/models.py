@@ -222,6 +222,25 @@ class InspectionRow(Base):
     )
 
 
+class InspectionReviewRow(Base):
+    """A person's PASS/FAIL on an inspection; the newest one is in force, the original stays."""
+
+    __tablename__ = "inspection_reviews"
+    __table_args__ = (
+        CheckConstraint(_in("decision", ("PASS", "FAIL")), name="decision"),
+        CheckConstraint("length(reason) > 0", name="reason"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(
+        ForeignKey("inspections.id", ondelete="CASCADE"), index=True
+    )
+    decision: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    user_name: Mapped[str] = mapped_column(String(NAME))
+    created_at: Mapped[datetime] = _created_at()
+
+
 class FindingRow(Base):
     """What one specialist saw; the region is flattened into box/area columns."""
 

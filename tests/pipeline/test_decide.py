@@ -64,12 +64,6 @@ def test_missing_score_or_thresholds_goes_to_a_person(
     assert "no anomaly score" in verdict.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG pipeline/decide.py decide(): a NaN score (e.g. a model producing NaN) compares False "
-    "with both thresholds and falls through to PASS ('anomaly score nan < review threshold'); "
-    "an unusable score should go to REVIEW like a missing one",
-)
 def test_nan_score_is_not_passed() -> None:
     assert decide(math.nan, TH).decision is Decision.REVIEW
 

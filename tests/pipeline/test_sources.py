@@ -201,13 +201,6 @@ def test_corrupt_and_empty_files_are_reported_and_do_not_stop_the_batch(tmp_path
     assert list(FolderSource(tmp_path, LINE, CAM).read(empty.position, 100))[0].frame is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG pipeline/sources.py FolderSource.read: _frame() (which builds Frame and raises "
-    "FrameError for images under 8x8 px) is called outside the try/except, so one tiny image "
-    "aborts the whole read instead of yielding Pulled(error=...); the watermark never passes it, "
-    "so every later run stops at the same file",
-)
 def test_image_too_small_for_a_frame_is_reported_not_raised(tmp_path: Path) -> None:
     write_png(tmp_path / "a.png", 10, T0 + 1)
     write_png(tmp_path / "tiny.png", 20, T0 + 2, size=4)

@@ -71,12 +71,6 @@ def test_empty_bytes_can_be_stored(tmp_path: Path) -> None:
         "0" * 65,
         pytest.param(
             "0" * 64 + "\n",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG pipeline/storage.py _SHA256 = ^[0-9a-f]{64}$ used with .match(): '$' also "
-                "matches before a trailing newline, so a digest plus '\\n' passes validation and "
-                "becomes a path (should use fullmatch or \\Z)",
-            ),
             id="trailing-newline",
         ),
         "../" + "0" * 61,
@@ -123,12 +117,6 @@ def test_put_heatmap_is_content_addressed(tmp_path: Path) -> None:
     assert len(all_files(tmp_path)) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG pipeline/storage.py ImageStore.put: when writing or os.replace fails after "
-    "tempfile.mkstemp, the except branch raises StorageError without removing the '.tmp-*' file, "
-    "so failed writes leave temp files in objects/<xx>/",
-)
 def test_failed_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = ImageStore(tmp_path)
 

@@ -118,12 +118,6 @@ def test_digest_of_the_wrong_length_is_refused(digest: str) -> None:
     assert URI in str(info.value) and "64 hex" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG pipeline/types.py Frame.__post_init__: the check says 'sha256 must be 64 hex chars' "
-    "but only tests len() == 64, so a non-hex digest is accepted when encoded is empty and only "
-    "fails later (ImageStore.path_for refuses it)",
-)
 def test_non_hex_digest_is_refused() -> None:
     with pytest.raises(FrameError):
         make_frame(sha256="g" * 64, encoded=b"")
