@@ -6,11 +6,12 @@ Scores between ``review`` and ``fail`` are the unsure band: a person decides.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.types import Decision
+from pipeline.types import Decision, Finding, FindingKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +70,24 @@ def calibrate_thresholds(
     fail = float(np.quantile(scores, 1 - target_false_reject, method="higher"))
     review = float(np.quantile(scores, 1 - target_review_rate, method="higher"))
     return Thresholds(review, fail, target_false_reject, int(scores.size))
+
+
+# Labels other specialists give that decide a part on their own.
+_TEXT_FAILS = {"text_missing": "no lot code printed", "text_mismatch": "lot code does not match the pattern"}
+_TEXT_REVIEWS = {"text_unreadable": "lot code unreadable"}
+
+
+def decide_findings(findings: Sequence[Finding], thresholds: Thresholds | None) -> Verdict:
+    """The anomaly verdict, made stricter by text problems and by specialists that failed."""
+    scores = [f.score for f in findings if f.kind is FindingKind.ANOMALY and f.score is not None]
+    verdict = decide(max(scores) if scores else None, thresholds)
+    reasons = [verdict.reason]
+    decision = verdict.decision
+    for f in findings:
+        if f.label in _TEXT_FAILS:
+            decision = Decision.FAIL
+            reasons.append(f"{_TEXT_FAILS[f.label]} ({f.text!r})")
+        elif f.label in _TEXT_REVIEWS or f.kind is FindingKind.ERROR:
+            decision = Decision.FAIL if decision is Decision.FAIL else Decision.REVIEW
+            reasons.append(_TEXT_REVIEWS.get(f.label or "", f"{f.specialist} failed: {f.text}"))
+    return Verdict(decision, "; ".join(reasons))

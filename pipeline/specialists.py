@@ -19,6 +19,8 @@ from pipeline.types import Finding, Frame
 
 INSPECTORS: dict[str, str] = {
     "anomaly": "inspectors.anomaly:AnomalyInspector",
+    "ocr": "inspectors.ocr:LabelOcrInspector",
+    "describe": "inspectors.describe:FindingsDescriber",
 }
 
 
@@ -33,6 +35,15 @@ class Inspector(Protocol):
     def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]: ...
 
 
+class Describer(Protocol):
+    """Turns one frame's findings into a sentence; says nothing the findings do not."""
+
+    name: str
+    version: str
+
+    def describe(self, frame: Frame, findings: Sequence[Finding]) -> Finding: ...
+
+
 class AnomalyScorer(Inspector, Protocol):
     """An inspector that also scores raw images (evaluation, calibration, reports)."""
 
@@ -43,6 +54,10 @@ class AnomalyScorer(Inspector, Protocol):
 
 def anomaly_scorer(model_dir: Path, **options: object) -> AnomalyScorer:
     return inspector_class("anomaly")(model_dir, **options)  # type: ignore[call-arg,return-value]
+
+
+def describer() -> Describer:
+    return inspector_class("describe")()  # type: ignore[return-value]
 
 
 def inspector_class(name: str) -> type[Inspector]:

@@ -27,6 +27,7 @@ class FindingKind(enum.StrEnum):
     DEFECT_CLASS = "defect_class"
     TEXT = "text"
     DESCRIPTION = "description"
+    ERROR = "error"  # the specialist failed on this frame; ``text`` says why
 
 
 class ReviewStatus(enum.StrEnum):

@@ -79,13 +79,19 @@ def _parity(
 
 
 def fit_anomaly(request: FitRequest, models_root: Path) -> tuple[Path, ModelCard]:
-    """Writes ``models_root/<name>/<version>/{model.onnx, model.json}``."""
+    """Fit, then export and calibrate: ``models_root/<name>/<version>/{model.onnx, model.json}``."""
     if not request.calibration_images:
         raise ValueError("calibration needs held-out good images")
-    settings = request.settings
     started = time.perf_counter()
-    scorer = fit_patchcore(request.good_images, settings)
-    fit_seconds = time.perf_counter() - started
+    scorer = fit_patchcore(request.good_images, request.settings)
+    return export_and_calibrate(scorer, request, time.perf_counter() - started, models_root)
+
+
+def export_and_calibrate(
+    scorer: PatchCoreScorer, request: FitRequest, fit_seconds: float, models_root: Path
+) -> tuple[Path, ModelCard]:
+    """Export to ONNX, refuse a graph that differs from torch, calibrate thresholds on ONNX scores."""
+    settings = request.settings
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{request.training_digest[:8]}"
     model_dir = models_root / request.name / version
     model_dir.mkdir(parents=True, exist_ok=False)

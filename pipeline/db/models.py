@@ -55,7 +55,7 @@ NAME = 200
 URI = 1024
 
 DECISIONS = ("PASS", "FAIL", "REVIEW")
-FINDING_KINDS = ("anomaly", "defect_class", "text", "description")
+FINDING_KINDS = ("anomaly", "defect_class", "text", "description", "error")
 REVIEW_STATUSES = ("pending", "approved", "rejected")
 SUITE_LABELS = ("good", "defect")
 ROLES = ("operator", "reviewer", "admin")

@@ -147,7 +147,7 @@ def upgrade() -> None:
         sa.Column("area_mm2", sa.Float(), nullable=True),
         sa.Column("length_mm", sa.Float(), nullable=True),
         sa.CheckConstraint(
-            "kind IN ('anomaly', 'defect_class', 'text', 'description')",
+            "kind IN ('anomaly', 'defect_class', 'text', 'description', 'error')",
             name=op.f("ck_findings_kind"),
         ),
         sa.ForeignKeyConstraint(

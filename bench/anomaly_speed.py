@@ -1,0 +1,101 @@
+"""Anomaly specialist speed: torch reference vs ONNX Runtime, and end-to-end inspect frames/s.
+
+    python bench/anomaly_speed.py [--frames 64] [--size 256]
+
+Fits a model on simulated good parts, then, on the same frames, measures
+images/s and p50/p99 latency at batch 1 and 8 for the torch module and for its
+exported ONNX graph (both including preprocessing), and the end-to-end
+frames/s of ``inspect_camera`` (render/decode -> specialists -> decide ->
+store -> database row), whose non-inference share is the pipeline overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from inspectors.anomaly import AnomalyInspector
+from inspectors.preprocess import to_model_input
+from inspectors.training.fit_anomaly import export_and_calibrate, request_from_simulation
+from inspectors.training.patchcore import PatchCoreSettings, fit_patchcore
+from pipeline.fitting import register_model_dir
+from pipeline.inspection import inspect_camera, open_workspace
+from pipeline.simulate import SimulationSettings, render_part
+
+
+def _timed(run: Callable[[list[np.ndarray]], object], frames: list[np.ndarray], batch: int) -> dict[str, float]:
+    run(frames[:batch])  # warm-up
+    per_image_ms = []
+    started = time.perf_counter()
+    for i in range(0, len(frames) - batch + 1, batch):
+        t0 = time.perf_counter()
+        run(frames[i : i + batch])
+        per_image_ms.append((time.perf_counter() - t0) * 1000 / batch)
+    total = time.perf_counter() - started
+    return {
+        "images_per_s": len(per_image_ms) * batch / total,
+        "p50_ms": float(np.percentile(per_image_ms, 50)),
+        "p99_ms": float(np.percentile(per_image_ms, 99)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--size", type=int, default=256, help="frame side in pixels")
+    args = parser.parse_args()
+    simulation = SimulationSettings(size=args.size, seed=5)
+    request = request_from_simulation(simulation, "bench", n_fit=64, n_calibration=32, settings=PatchCoreSettings())
+    t0 = time.perf_counter()
+    scorer = fit_patchcore(request.good_images, request.settings)
+    fit_s = time.perf_counter() - t0
+    root = Path(tempfile.mkdtemp(prefix="qcflow-bench-"))
+    model_dir, card = export_and_calibrate(scorer, request, fit_s, root / "models")
+    frames = [render_part(simulation, i).image for i in range(args.frames)]
+    inspector = AnomalyInspector(model_dir)
+    prep = card.preprocessing
+
+    def torch_run(images: list[np.ndarray]) -> object:
+        with torch.no_grad():
+            return scorer(torch.from_numpy(to_model_input(images, prep)))
+
+    print(f"ORT {ort.__version__} providers {inspector.providers}; torch {torch.__version__} threads {torch.get_num_threads()}")
+    print(f"fit {fit_s:.1f}s on 64 parts; memory bank {card.training['bank_size']}×{card.training['feature_dim']} "
+          f"= {scorer.bank.numel() * 4 / 2**20:.1f} MB; ONNX file {(model_dir / 'model.onnx').stat().st_size / 2**20:.1f} MB")
+    print(f"{'path':<8}{'batch':>6}{'images/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    onnx_speed = {}
+    for batch in (1, 8):
+        for name, run in (("torch", torch_run), ("onnx", inspector.score_images)):
+            figures = _timed(run, frames, batch)
+            if name == "onnx":
+                onnx_speed[batch] = figures
+            print(f"{name:<8}{batch:>6}{figures['images_per_s']:>10.1f}{figures['p50_ms']:>9.1f}{figures['p99_ms']:>9.1f}")
+
+    config = root / "config"
+    (config / "lines").mkdir(parents=True)
+    (config / "qcflow.yaml").write_text("lines_dir: lines\n")
+    (config / "lines" / "bench.yaml").write_text(
+        "line_id: bench\nname: bench\nschedule: {interval_seconds: 60}\nbatch_size: 1000\n"
+        f"cameras:\n  - {{camera_id: cam1, source: 'sim://bench?seed=5&size={args.size}'}}\n"
+        "specialists:\n  anomaly: {enabled: true, model: bench}\n"
+    )
+    ws = open_workspace(root / "data", config)
+    register_model_dir(ws, model_dir)
+    line = ws.line("bench")
+    inspect_camera(ws, line, "cam1", max_frames=16)  # warm-up: sessions, caches
+    summary = inspect_camera(ws, line, "cam1", max_frames=args.frames)
+    e2e = summary.frames / summary.seconds
+    inference_share = (summary.frames / onnx_speed[8]["images_per_s"]) / summary.seconds
+    print(f"end-to-end inspect_camera: {e2e:.1f} frames/s over {summary.frames} frames "
+          f"(ONNX scoring {inference_share:.0%} of the time, everything else {1 - inference_share:.0%})")
+
+
+if __name__ == "__main__":
+    main()
