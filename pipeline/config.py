@@ -7,6 +7,7 @@ environment (``QCFLOW_HOME``, ``QCFLOW_DATABASE_URL``, ``QCFLOW_CONFIG_DIR``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.types import Decision
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -49,6 +51,9 @@ class AnomalySettings(_Strict):
     model: str = Field(min_length=1, description="registered model name")
     review_threshold: float | None = None  # overrides of the model's calibrated thresholds
     fail_threshold: float | None = None
+    # train_model activates its new version itself (else a person does). A training policy, not an
+    # inspection setting: excluded from dumps so the config hash that identifies inspections stays put.
+    auto_activate: bool = Field(default=False, exclude=True)
 
     @model_validator(mode="after")
     def _both_or_none(self) -> AnomalySettings:
@@ -59,8 +64,46 @@ class AnomalySettings(_Strict):
         return self
 
 
+class OcrSettings(_Strict):
+    """Read a printed label / lot code; a missing or wrong code fails the part."""
+
+    enabled: bool = True
+    roi: tuple[float, float, float, float] | None = Field(
+        default=None, description="x, y, w, h as fractions of the frame; None reads the whole frame"
+    )
+    pattern: str | None = Field(default=None, description="regular expression the text must match in full")
+    min_confidence: float = Field(default=0.8, ge=0, le=1)
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_inside_frame(
+        cls, roi: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if roi is not None:
+            x, y, w, h = roi
+            if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 - x and 0 < h <= 1 - y):
+                raise ValueError(f"roi must lie inside the frame as fractions (x, y, w, h), got {roi}")
+        return roi
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return pattern
+
+
+class DescribeSettings(_Strict):
+    enabled: bool = True
+
+
 class Specialists(_Strict):
     anomaly: AnomalySettings
+    ocr: OcrSettings | None = None  # absent = off
+    describe: DescribeSettings | None = None
 
 
 class LineConfig(_Strict):
@@ -98,10 +141,16 @@ class DashboardSettings(_Strict):
     port: int = Field(default=8000, gt=0, lt=65536)
 
 
+class EventSettings(_Strict):
+    mqtt_url: str | None = Field(default=None, pattern=r"^mqtt://")  # None: no line events
+    publish: list[Decision] = [Decision.FAIL]
+
+
 class AppConfig(_Strict):
     lines_dir: str = "lines"  # relative to the config folder
     generators: GeneratorSettings = GeneratorSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    events: EventSettings = EventSettings()
 
 
 class Environment(BaseSettings):
