@@ -7,6 +7,7 @@ connected region of the map above the review threshold.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,32 @@ from pipeline.decide import Thresholds
 from pipeline.types import Finding, FindingKind, Frame, Region
 
 
+@dataclass(frozen=True, slots=True)
+class Tiling:
+    tile_px: int
+    overlap: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.tile_px < 32 or not 0 <= self.overlap < 1:
+            raise ValueError(
+                f"tiling needs tile_px >= 32 and 0 <= overlap < 1, got {self.tile_px}, {self.overlap}"
+            )
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]  # the last tile ends at the border
+
+
+def tile_boxes(height: int, width: int, tiling: Tiling) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of overlapping tiles covering the whole frame."""
+    stride = max(1, int(tiling.tile_px * (1 - tiling.overlap)))
+    tw, th = min(tiling.tile_px, width), min(tiling.tile_px, height)
+    return [(x, y, tw, th) for y in _starts(height, th, stride) for x in _starts(width, tw, stride)]
+
+
 class AnomalyInspector:
     name = "anomaly"
 
@@ -27,6 +54,7 @@ class AnomalyInspector:
         *,
         mm_per_px: Mapping[str, float] | None = None,
         thresholds: Thresholds | None = None,
+        tiling: Mapping[str, tuple[int, float]] | None = None,  # camera -> (tile_px, overlap)
         batch_size: int = 16,
         min_region_px: int = 16,
     ) -> None:
@@ -35,6 +63,7 @@ class AnomalyInspector:
         self.providers = tuple(self.session.get_providers())
         self.thresholds = thresholds or self.card.thresholds
         self.mm_per_px = dict(mm_per_px or {})
+        self.tiling = {camera: Tiling(*t) for camera, t in (tiling or {}).items()}
         self.batch_size = batch_size
         self.min_region_px = min_region_px
 
@@ -51,11 +80,33 @@ class AnomalyInspector:
         return np.concatenate(maps), np.concatenate(scores)
 
     def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]:
-        maps, scores = self.score_images([f.pixels for f in frames])
-        return [self._findings(f, m, float(s)) for f, m, s in zip(frames, maps, scores, strict=True)]
+        whole = [f for f in frames if f.camera_id not in self.tiling]
+        maps, _ = self.score_images([f.pixels for f in whole])
+        heatmaps = {
+            id(f): cv2.resize(m, (f.width, f.height), interpolation=cv2.INTER_LINEAR)
+            for f, m in zip(whole, maps, strict=True)
+        }
+        for f in frames:
+            if f.camera_id in self.tiling:
+                heatmaps[id(f)] = self._tiled_heatmap(f.pixels, self.tiling[f.camera_id])
+        return [self._findings(f, heatmaps[id(f)]) for f in frames]
 
-    def _findings(self, frame: Frame, small_map: np.ndarray, score: float) -> list[Finding]:
-        heatmap = cv2.resize(small_map, (frame.width, frame.height), interpolation=cv2.INTER_LINEAR)
+    def _tiled_heatmap(self, pixels: np.ndarray, tiling: Tiling) -> np.ndarray:
+        """Score overlapping tiles at full resolution and keep each pixel's worst score.
+
+        A 2 mm pit on a 4,000 px frame would vanish when the frame is shrunk to
+        the model's input; a tile keeps it at its real size.
+        """
+        boxes = tile_boxes(pixels.shape[0], pixels.shape[1], tiling)
+        maps, _ = self.score_images([pixels[y : y + h, x : x + w] for x, y, w, h in boxes])
+        heatmap = np.zeros(pixels.shape[:2], np.float32)
+        for (x, y, w, h), m in zip(boxes, maps, strict=True):
+            tile = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+            np.maximum(heatmap[y : y + h, x : x + w], tile, out=heatmap[y : y + h, x : x + w])
+        return heatmap
+
+    def _findings(self, frame: Frame, heatmap: np.ndarray) -> list[Finding]:
+        score = float(heatmap.max())
         findings = [
             Finding(
                 self.name, self.version, FindingKind.ANOMALY, score=score, label="anomaly", heatmap=heatmap

@@ -39,3 +39,28 @@ def to_model_input(images_bgr: Sequence[np.ndarray], prep: Preprocessing) -> np.
         rgb = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=interpolation), cv2.COLOR_BGR2RGB)
         batch[i] = (rgb.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
     return batch
+
+
+def region_crop(
+    image: np.ndarray, box: tuple[int, int, int, int], context: float = 2.0, min_px: int = 64
+) -> np.ndarray:
+    """A square around a region, ``context`` times its longer side (at least ``min_px``), inside the image.
+
+    Used both to train the defect-type classifier (boxes from ground-truth masks)
+    and at inspection (boxes from anomaly regions), so the two see the same views.
+    """
+    x, y, w, h = box
+    height, width = image.shape[:2]
+    side = min(max(int(max(w, h) * context), min_px), height, width)
+    cx, cy = x + w // 2, y + h // 2
+    x0 = min(max(cx - side // 2, 0), width - side)
+    y0 = min(max(cy - side // 2, 0), height - side)
+    return image[y0 : y0 + side, x0 : x0 + side]
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (x, y, w, h) of a mask's non-zero pixels; None when empty."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)

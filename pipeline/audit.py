@@ -51,9 +51,7 @@ def write_audit(
     """
     if not action or not target:
         raise ValueError(f"audit entry needs an action and a target, got {action!r} on {target!r}")
-    row = AuditLogRow(
-        user_name=_user_name(user), action=action, target=target, before=before, after=after
-    )
+    row = AuditLogRow(user_name=_user_name(user), action=action, target=target, before=before, after=after)
     session.add(row)
     session.flush()
     return _entry(row)

@@ -21,7 +21,9 @@ from rich.table import Table
 
 from pipeline.db import repository as repo
 from pipeline.errors import QCError
+from pipeline.generate_cli import register_generation_commands
 from pipeline.inspection import Workspace, open_workspace
+from pipeline.reports.cli import register_report_commands
 
 app = typer.Typer(help="qcflow: visual quality control for manufacturing lines.", no_args_is_help=True)
 fit_app = typer.Typer(help="Fit understanding models.", no_args_is_help=True)
@@ -181,6 +183,27 @@ def fit_anomaly(
     )
 
 
+@fit_app.command("classifier")
+@_reports_errors
+def fit_classifier(
+    data: Annotated[Path, typer.Option("--data", help="MVTec layout: classes are the defect folders")],
+    name: Annotated[str, typer.Option("--name", help="model name to register")],
+    activate: Annotated[bool, typer.Option(help="make this version the active one")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Fit the defect-type classifier (pretrained backbone + linear head), export ONNX, register."""
+    from pipeline.fitting import fit_classifier_from_dataset
+
+    ws = open_workspace(data_dir)
+    with console.status(f"fitting classifier {name} on {data}"):
+        record = fit_classifier_from_dataset(ws, data, name, activate=activate)
+    recall = ", ".join(f"{c} {r:.2f}" for c, r in record.metrics["recall_by_class"].items())
+    console.print(
+        f"registered [cyan]{record.name} {record.version}[/]: held-out accuracy "
+        f"{record.metrics['accuracy']:.3f} on {record.metrics['n']} images; recall {recall}"
+    )
+
+
 @app.command()
 @_reports_errors
 def evaluate(
@@ -266,3 +289,117 @@ def status(
             r.reason,
         )
     console.print(table)
+
+
+users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+RoleOption = Annotated[str, typer.Option("--role", help="operator, reviewer or admin")]
+
+
+@users_app.command("add")
+@_reports_errors
+def users_add(
+    name: str,
+    role: RoleOption = "operator",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, envvar="QCFLOW_NEW_USER_PASSWORD"
+        ),
+    ] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Add a user (the password is asked for, or read from QCFLOW_NEW_USER_PASSWORD)."""
+    from pipeline.users import add_user
+
+    ws = open_workspace(data_dir)
+    with ws.session() as session:
+        try:
+            user = add_user(session, name, role, password, created_by=f"cli:{os.environ.get('USER', '?')}")
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        session.commit()
+    console.print(f"added {user.name} ({user.role})")
+
+
+@users_app.command("list")
+@_reports_errors
+def users_list(data_dir: DataDir = None) -> None:
+    """List users and roles."""
+    from pipeline.users import list_users
+
+    ws = open_workspace(data_dir)
+    with ws.session() as session:
+        table = Table("name", "role", "created")
+        for u in list_users(session):
+            table.add_row(u.name, u.role.value, f"{u.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@app.command()
+@_reports_errors
+def dashboard(
+    host: Annotated[str | None, typer.Option("--host", help="default from config/qcflow.yaml")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="default from config/qcflow.yaml")] = None,
+    data_dir: DataDir = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Serve the operator dashboard (needs the [dashboard] extra)."""
+    import uvicorn
+
+    from dashboard.app import create_app
+    from pipeline.config import load_app_config
+
+    ws = open_workspace(data_dir, config_dir)
+    settings = load_app_config(ws.config_dir).dashboard
+    uvicorn.run(create_app(ws), host=host or settings.host, port=port or settings.port)
+
+
+register_report_commands(app, _reports_errors)
+
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api-url", envvar="PREFECT_API_URL", help="an existing Prefect server's API address"),
+]
+
+
+@app.command()
+@_reports_errors
+def serve(
+    host: Annotated[str, typer.Option(help="address for the Prefect server and metrics")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Prefect server (UI) port")] = 4200,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port")] = 9464,
+    api_url: ApiUrl = None,
+    pool: Annotated[str | None, typer.Option(help="deploy to this work pool for `qcflow worker`s")] = None,
+    data_dir: DataDir = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Production on this machine: Prefect server and UI, a scheduled deployment per line, metrics, events."""
+    from pipeline.metrics_exporter import enable_multiprocess
+
+    ws = open_workspace(data_dir, config_dir)
+    _prefect_defaults(ws)
+    enable_multiprocess(ws.data_dir / "metrics")  # before Prefect imports prometheus_client
+    from flows.serve import serve_installation
+
+    ports = {"port": port, "metrics_port": metrics_port}
+    serve_installation(ws, api_url=api_url, host=host, pool=pool, announce=console.print, **ports)
+
+
+@app.command()
+@_reports_errors
+def worker(
+    pool: Annotated[str, typer.Option("--pool", help="work pool whose flow runs to execute")],
+    api_url: ApiUrl = "http://127.0.0.1:4200/api",
+    data_dir: DataDir = None,
+) -> None:
+    """Execute flow runs of a work pool (scale-out: run on as many machines as needed)."""
+    ws = open_workspace(data_dir)
+    _prefect_defaults(ws)
+    from flows.serve import run_worker
+
+    run_worker(pool, api_url or "http://127.0.0.1:4200/api", console.print)
+
+
+register_generation_commands(app, fit_app, _reports_errors)

@@ -44,6 +44,9 @@ class CameraConfig(_Strict):
     camera_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     source: str = Field(min_length=1, description="sim://, folder path, video file, rtsp://, http://, usb:N")
     mm_per_px: float | None = Field(default=None, gt=0)
+    # Frames much larger than the model input: score overlapping tiles of this size at full resolution.
+    tile_px: int | None = Field(default=None, ge=32)
+    tile_overlap: float = Field(default=0.25, ge=0, lt=1)
 
 
 class AnomalySettings(_Strict):
@@ -96,13 +99,22 @@ class OcrSettings(_Strict):
         return pattern
 
 
+class ClassifierSettings(_Strict):
+    enabled: bool = True
+    model: str = Field(min_length=1, description="registered classifier model name")
+    classes: list[str] | None = None  # when given, must equal the model's classes
+
+
 class DescribeSettings(_Strict):
     enabled: bool = True
 
 
 class Specialists(_Strict):
+    """Which specialists a line runs; a section that is absent or ``enabled: false`` is never loaded."""
+
     anomaly: AnomalySettings
-    ocr: OcrSettings | None = None  # absent = off
+    classifier: ClassifierSettings | None = None  # absent = off
+    ocr: OcrSettings | None = None
     describe: DescribeSettings | None = None
 
 
@@ -121,6 +133,14 @@ class LineConfig(_Strict):
         if len(ids) != len(set(ids)):
             raise ValueError(f"camera ids must be unique, got {ids}")
         return cameras
+
+    def model_names(self) -> list[str]:
+        """Registered models the enabled specialists need."""
+        s = self.specialists
+        names = [s.anomaly.model] if s.anomaly.enabled else []
+        if s.classifier is not None and s.classifier.enabled:
+            names.append(s.classifier.model)
+        return names
 
     def camera(self, camera_id: str) -> CameraConfig:
         for c in self.cameras:

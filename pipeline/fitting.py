@@ -16,12 +16,9 @@ from pipeline.db.model_registry import ModelRecord
 from pipeline.inspection import Workspace
 from pipeline.simulate import SimulationSettings
 
-_TRAINING = "inspectors.training.fit_anomaly"
-
-
-def _training() -> Any:
+def _training(module: str = "inspectors.training.fit_anomaly") -> Any:
     try:
-        return importlib.import_module(_TRAINING)
+        return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(f"fitting needs the training extra: pip install 'qcflow[train]' ({exc})") from exc
 
@@ -35,7 +32,7 @@ def register_model_dir(ws: Workspace, model_dir: Path, *, activate: bool = True)
         kind=card["kind"],
         path=str(model_dir),
         onnx_sha256=card["onnx_sha256"],
-        metrics={"parity": card["parity"], "training": card["training"]},
+        metrics={**card["metrics"], "parity": card["parity"], "training": card["training"]},
         thresholds=card["thresholds"],
         preprocessing=card["preprocessing"],
         training_digest=card["training"]["data_digest"],
@@ -63,3 +60,10 @@ def fit_from_simulation(
     request = training.request_from_simulation(simulation, name, n_fit=n_fit, n_calibration=n_calibration)
     model_dir, _ = training.fit_anomaly(request, ws.models_root)
     return register_model_dir(ws, model_dir)
+
+
+def fit_classifier_from_dataset(ws: Workspace, data: Path, name: str, *, activate: bool = True) -> ModelRecord:
+    """Fit the defect-type classifier on the defect folders of ``data`` and register it."""
+    training = _training("inspectors.training.classifier")
+    model_dir, _ = training.fit_classifier(data, name, ws.models_root)
+    return register_model_dir(ws, model_dir, activate=activate)

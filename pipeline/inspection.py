@@ -8,14 +8,17 @@ de-duplicated by the database) on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from pipeline.config import Environment, LineConfig, load_line
@@ -24,11 +27,14 @@ from pipeline.db.engine import check_connection, default_database_url, make_engi
 from pipeline.orchestrator import Orchestrator, build_orchestrator
 from pipeline.sources import Pulled, open_source
 from pipeline.storage import ImageStore
-from pipeline.types import Decision, InspectionResult
+from pipeline.types import Decision, Frame, InspectionResult
 
 log = logging.getLogger(__name__)
 
 CHUNK = 16  # frames per ONNX batch and per database transaction
+
+# Called with the inspections a chunk added, after its transaction committed (line events, metrics).
+OnLogged = Callable[[Sequence[tuple[Frame, InspectionResult]]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +104,7 @@ def _cached_orchestrator(line_json: str, model_dirs: tuple[tuple[str, str], ...]
 def orchestrator_for(ws: Workspace, line: LineConfig) -> Orchestrator:
     """The line's orchestrator with its models resolved in the registry (cached: sessions are costly)."""
     with ws.session() as session:
-        names = [line.specialists.anomaly.model] if line.specialists.anomaly.enabled else []
-        dirs = tuple((n, repo.get_active_model(session, n).path) for n in names)
+        dirs = tuple((n, repo.get_active_model(session, n).path) for n in line.model_names())
     return _cached_orchestrator(line.model_dump_json(), dirs)
 
 
@@ -111,6 +116,7 @@ def inspect_camera(
     max_frames: int | None = None,
     source_uri: str | None = None,
     flow_run_id: str | None = None,
+    on_logged: OnLogged | None = None,
 ) -> BatchSummary:
     """Pull up to ``max_frames`` new frames from one camera, inspect and log them."""
     started = time.perf_counter()
@@ -119,18 +125,19 @@ def inspect_camera(
     orchestrator = orchestrator_for(ws, line)
     source = open_source(uri, line.line_id, camera_id)
     summary = BatchSummary(line.line_id, camera_id)
-    with ws.session() as session, session.begin():
-        repo.ensure_line(session, line.line_id, line.name)
-        repo.ensure_camera(session, line.line_id, camera_id, uri, camera.mm_per_px)
-        since = repo.get_watermark(session, line.line_id, camera_id, uri)
-    chunk: list[Pulled] = []
-    for item in source.read(since, max_frames or line.batch_size):
-        chunk.append(item)
-        if len(chunk) == CHUNK:
-            _log_chunk(ws, orchestrator, line, camera_id, uri, chunk, summary, flow_run_id)
-            chunk = []
-    if chunk:
-        _log_chunk(ws, orchestrator, line, camera_id, uri, chunk, summary, flow_run_id)
+    with _camera_lock(ws, line.line_id, camera_id):
+        with ws.session() as session, session.begin():
+            repo.ensure_line(session, line.line_id, line.name)
+            repo.ensure_camera(session, line.line_id, camera_id, uri, camera.mm_per_px)
+            since = repo.get_watermark(session, line.line_id, camera_id, uri)
+        chunk: list[Pulled] = []
+        for item in source.read(since, max_frames or line.batch_size):
+            chunk.append(item)
+            if len(chunk) == CHUNK:
+                _log_chunk(ws, orchestrator, line, camera_id, uri, chunk, summary, flow_run_id, on_logged)
+                chunk = []
+        if chunk:
+            _log_chunk(ws, orchestrator, line, camera_id, uri, chunk, summary, flow_run_id, on_logged)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -144,6 +151,7 @@ def _log_chunk(
     chunk: list[Pulled],
     summary: BatchSummary,
     flow_run_id: str | None,
+    on_logged: OnLogged | None,
 ) -> None:
     good = [(p, p.frame) for p in chunk if p.frame is not None]
     results = orchestrator.inspect([frame for _, frame in good]) if good else []
@@ -151,6 +159,7 @@ def _log_chunk(
     for _, frame in good:
         store.put(frame.encoded)  # images on disk before the rows that point at them
     heatmaps = [_store_heatmap(store, r, orchestrator) for r in results]
+    logged: list[tuple[Frame, InspectionResult]] = []
     with ws.session() as session, session.begin():
         for pulled in chunk:
             if pulled.error is not None:
@@ -162,11 +171,34 @@ def _log_chunk(
                 session, frame_id, result, flow_run_id=flow_run_id, heatmap_sha256=heatmap_sha
             ):
                 summary.new_inspections += 1
+                logged.append((frame, result))
             summary.decisions[result.decision.value] += 1
             if pulled.truth is not None and result.anomaly_score is not None:
                 summary.scored_truth.append((result.anomaly_score, pulled.truth))
         repo.set_watermark(session, line.line_id, camera_id, uri, chunk[-1].position)
     summary.frames += len(good)
+    if on_logged is not None and logged:
+        on_logged(logged)
+
+
+@contextlib.contextmanager
+def _camera_lock(ws: Workspace, line_id: str, camera_id: str) -> Iterator[None]:
+    """Let one run at a time pull from a camera, across processes and machines, so two workers
+    never read the same frames from one watermark (a PostgreSQL advisory lock, released by the
+    server if the holder dies). SQLite is a one-machine database: there the UNIQUE constraints
+    alone keep a frame from being logged twice."""
+    if ws.engine.dialect.name != "postgresql":
+        yield
+        return
+    digest = hashlib.sha256(f"{line_id}/{camera_id}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    with ws.engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
 
 def _store_heatmap(store: ImageStore, result: InspectionResult, orchestrator: Orchestrator) -> str | None:

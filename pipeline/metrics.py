@@ -41,4 +41,24 @@ def pixel_auroc(maps: list[np.ndarray], masks: list[np.ndarray]) -> float | None
     truth = np.concatenate([m.ravel() for m in masks]).astype(bool)
     if not truth.any() or truth.all():
         return None
-    return float(roc_auc_score(truth, np.concatenate([m.ravel() for m in maps])))
+    return auroc_by_counting(np.concatenate([m.ravel() for m in maps]), truth)
+
+
+def auroc_by_counting(scores: np.ndarray, is_positive: np.ndarray) -> float:
+    """Exact AUROC (ties count half), as roc_auc_score, for tens of millions of pixels.
+
+    Sorts the larger class and looks the smaller one up in it: numpy sorts floats fast
+    but looks unsorted keys up slowly, so this beats roc_auc_score's full argsort several
+    times over (5,000 64×64 maps on a busy 2-core machine: 5 s instead of 27 s).
+    """
+    pos, neg = scores[is_positive], scores[~is_positive]
+    if pos.size <= neg.size:
+        ref, probe, probe_wins_below = np.sort(neg), pos, True
+    else:
+        ref, probe, probe_wins_below = np.sort(pos), neg, False
+    left = np.searchsorted(ref, probe, side="left")
+    right = np.searchsorted(ref, probe, side="right")
+    # Pairs where the positive scores higher: below a positive probe, or above a negative probe.
+    wins = int(left.sum()) if probe_wins_below else int((ref.size - right).sum())
+    ties = int((right - left).sum())
+    return (wins + 0.5 * ties) / (pos.size * neg.size)

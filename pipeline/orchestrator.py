@@ -19,7 +19,14 @@ from pathlib import Path
 
 from pipeline.config import LineConfig
 from pipeline.decide import Thresholds, decide_findings
-from pipeline.specialists import Describer, Inspector, anomaly_scorer, describer, inspector_class
+from pipeline.specialists import (
+    Describer,
+    Inspector,
+    RegionInspector,
+    anomaly_scorer,
+    describer,
+    inspector_class,
+)
 from pipeline.types import Finding, FindingKind, Frame, InspectionResult
 
 log = logging.getLogger(__name__)
@@ -28,13 +35,17 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Orchestrator:
     line: LineConfig
-    inspectors: tuple[Inspector, ...]
+    inspectors: tuple[Inspector | RegionInspector, ...]  # in call order: region inspectors after anomaly
     describer: Describer | None
     thresholds: Thresholds | None  # None when no scoring specialist is on: every frame to review
     config_hash: str
 
-    def _run(self, inspector: Inspector, frames: Sequence[Frame]) -> list[list[Finding]]:
+    def _run(
+        self, inspector: Inspector | RegionInspector, frames: Sequence[Frame], found: list[list[Finding]]
+    ) -> list[list[Finding]]:
         try:
+            if isinstance(inspector, RegionInspector):
+                return inspector.inspect_regions(frames, found)
             return inspector.inspect(frames)
         except Exception as exc:  # one specialist failing must not stop the others
             log.exception("%s failed on %d frames of line %s", inspector.name, len(frames), self.line.line_id)
@@ -48,7 +59,7 @@ class Orchestrator:
         timings: dict[str, float] = {}
         for inspector in self.inspectors:
             started = time.perf_counter()
-            for found, new in zip(per_frame, self._run(inspector, frames), strict=True):
+            for found, new in zip(per_frame, self._run(inspector, frames, per_frame), strict=True):
                 found.extend(new)
             timings[inspector.name] = (time.perf_counter() - started) * 1000 / max(1, len(frames))
         if self.describer is not None:
@@ -77,7 +88,7 @@ class Orchestrator:
 def build_orchestrator(line: LineConfig, model_dirs: Mapping[str, Path]) -> Orchestrator:
     """Instantiate the line's enabled specialists; ``model_dirs`` maps model name -> folder."""
     specialists = line.specialists
-    inspectors: list[Inspector] = []
+    inspectors: list[Inspector | RegionInspector] = []
     thresholds = None
     anomaly = specialists.anomaly
     if anomaly.enabled:
@@ -87,9 +98,13 @@ def build_orchestrator(line: LineConfig, model_dirs: Mapping[str, Path]) -> Orch
             else None
         )
         mm = {c.camera_id: c.mm_per_px for c in line.cameras if c.mm_per_px}
-        scorer = anomaly_scorer(model_dirs[anomaly.model], mm_per_px=mm, thresholds=override)
+        tiling = {c.camera_id: (c.tile_px, c.tile_overlap) for c in line.cameras if c.tile_px}
+        scorer = anomaly_scorer(model_dirs[anomaly.model], mm_per_px=mm, thresholds=override, tiling=tiling)
         inspectors.append(scorer)
         thresholds = scorer.thresholds
+    if specialists.classifier is not None and specialists.classifier.enabled:
+        clf = specialists.classifier
+        inspectors.append(inspector_class("classifier")(model_dirs[clf.model], classes=clf.classes))  # type: ignore[call-arg]
     if specialists.ocr is not None and specialists.ocr.enabled:
         ocr = specialists.ocr
         inspectors.append(

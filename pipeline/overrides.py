@@ -105,9 +105,7 @@ def decision_in_force(session: Session, inspection_id: int) -> Decision:
     return Decision(automatic)
 
 
-def unreviewed_review_band(
-    session: Session, *, line_id: str | None = None, limit: int = 50
-) -> list[int]:
+def unreviewed_review_band(session: Session, *, line_id: str | None = None, limit: int = 50) -> list[int]:
     """Ids of REVIEW-band inspections nobody has decided yet, oldest first (the queue)."""
     stmt = (
         select(InspectionRow.id)

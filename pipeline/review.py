@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,31 @@ def load_synthetic_pixels(store: ImageStore, record: SyntheticImageRecord) -> tu
     return pixels, mask[..., 0] > 127
 
 
+def export_training_set(
+    session: Session,
+    store: ImageStore,
+    out: Path,
+    *,
+    defect_class: str | None = None,
+    ids: Sequence[int] | None = None,
+) -> list[Path]:
+    """Write approved images into ``out`` in MVTec layout (``test/<class>/syn-<id>.png`` + mask) to train on.
+
+    Selection is ``approved_synthetic_images``: with ``ids``, any pending or
+    rejected one is refused before anything is written.
+    """
+    written = []
+    for record in approved_synthetic_images(session, defect_class=defect_class, ids=ids):
+        pixels, mask = load_synthetic_pixels(store, record)
+        image_path = out / "test" / record.defect_class / f"syn-{record.id}.png"
+        mask_path = out / "ground_truth" / record.defect_class / f"syn-{record.id}_mask.png"
+        for path, array in ((image_path, pixels), (mask_path, np.where(mask, 255, 0).astype(np.uint8))):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encode_png(array))
+        written.append(image_path)
+    return written
+
+
 def review_queue(session: Session, *, limit: int = 100) -> list[SyntheticImageRecord]:
     """Pending images for reviewers, most suspicious pre-screen first (never for use)."""
     rows = session.scalars(
@@ -146,9 +172,14 @@ def record_synthetic(session: Session, store: ImageStore, image: SyntheticImage)
     """Store a generated image and its mask, and add it as pending; returns its id (flushed, not committed).
 
     Whatever status the object carries, the row starts pending: only
-    ``approve``/``reject`` make a decision.
+    ``approve``/``reject`` make a decision. The same pixels generated again
+    (same seed and inputs) are the same image: its existing id is returned,
+    with its review status unchanged.
     """
     sha, mask_sha = _store_pixels(store, image.pixels, image.mask)
+    existing = session.scalar(select(SyntheticImageRow.id).where(SyntheticImageRow.sha256 == sha))
+    if existing is not None:
+        return existing
     row = SyntheticImageRow(
         sha256=sha,
         mask_sha256=mask_sha,

@@ -19,6 +19,7 @@ from pipeline.types import Finding, Frame
 
 INSPECTORS: dict[str, str] = {
     "anomaly": "inspectors.anomaly:AnomalyInspector",
+    "classifier": "inspectors.classifier:DefectTypeInspector",
     "ocr": "inspectors.ocr:LabelOcrInspector",
     "describe": "inspectors.describe:FindingsDescriber",
 }
@@ -33,6 +34,19 @@ class Inspector(Protocol):
     providers: tuple[str, ...]
 
     def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]: ...
+
+
+@runtime_checkable
+class RegionInspector(Protocol):
+    """Looks again at what earlier specialists found (e.g. names the type of an anomaly region)."""
+
+    name: str
+    version: str
+    providers: tuple[str, ...]
+
+    def inspect_regions(
+        self, frames: Sequence[Frame], found: Sequence[Sequence[Finding]]
+    ) -> list[list[Finding]]: ...
 
 
 class Describer(Protocol):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from inspectors.anomaly import AnomalyInspector
+from inspectors.anomaly import AnomalyInspector, Tiling, tile_boxes
 from inspectors.model_card import ModelCard
 from inspectors.onnx_session import check_single_runtime, choose_providers
 from pipeline.errors import ModelContractError, QCError
@@ -120,3 +120,31 @@ def test_inspection_never_imports_torch(anomaly_model_dir: Path) -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def _mosaic(defect_cell: int | None, kind: str = "pit") -> tuple[np.ndarray, tuple[int, int]]:
+    """A 1024×1024 frame of 4×4 parts (256 px each); one cell may hold a defect."""
+    cells = [render_part(SIM, 300 + i, defect=kind if i == defect_cell else None).image for i in range(16)]
+    rows = [np.hstack(cells[r * 4 : r * 4 + 4]) for r in range(4)]
+    cell = defect_cell or 0
+    return np.vstack(rows), ((cell % 4) * 256, (cell // 4) * 256)
+
+
+def test_tiles_cover_the_frame() -> None:
+    boxes = tile_boxes(1000, 1500, Tiling(400, 0.25))
+    covered = np.zeros((1000, 1500), bool)
+    for x, y, w, h in boxes:
+        assert (w, h) == (400, 400) and x + w <= 1500 and y + h <= 1000
+        covered[y : y + h, x : x + w] = True
+    assert covered.all()
+
+
+def test_tiling_finds_the_defect_cell_of_a_large_frame(anomaly_model_dir: Path) -> None:
+    good, _ = _mosaic(None)
+    bad, (cx, cy) = _mosaic(9)
+    tiled = AnomalyInspector(anomaly_model_dir, tiling={"cam1": (256, 0.0)})
+    tiled_good, tiled_bad = (tiled.inspect([_frame(f)])[0] for f in (good, bad))
+    assert tiled_bad[0].score > tiled_good[0].score
+    top = next(f.region for f in tiled_bad if f.region is not None)
+    assert cx <= top.x + top.w / 2 <= cx + 256 and cy <= top.y + top.h / 2 <= cy + 256
+    assert tiled_bad[0].heatmap is not None and tiled_bad[0].heatmap.shape == bad.shape[:2]

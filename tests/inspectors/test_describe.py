@@ -49,8 +49,8 @@ def test_sentence_uses_only_the_findings() -> None:
     ]
     sentence = FindingsDescriber().describe(frame, findings).text
     assert (
-        sentence
-        == "Anomaly, 4.0 mm long, upper-left of the part, mid-radius; lot code 'A7-2291' read, matches pattern."
+        sentence == "Anomaly, 4.0 mm long, upper-left of the part, mid-radius; "
+        "lot code 'A7-2291' read, matches pattern."
     )
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_inspection_reviews"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_review_gate"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("user_name", sa.String(200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "decision IN ('PASS', 'FAIL')", name=op.f("ck_inspection_reviews_decision")
-        ),
+        sa.CheckConstraint("decision IN ('PASS', 'FAIL')", name=op.f("ck_inspection_reviews_decision")),
         sa.CheckConstraint("length(reason) > 0", name=op.f("ck_inspection_reviews_reason")),
         sa.ForeignKeyConstraint(
             ["inspection_id"],
@@ -42,9 +40,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inspection_reviews")),
     )
-    op.create_index(
-        "ix_inspection_reviews_inspection_id", "inspection_reviews", ["inspection_id"]
-    )
+    op.create_index("ix_inspection_reviews_inspection_id", "inspection_reviews", ["inspection_id"])
 
 
 def downgrade() -> None:

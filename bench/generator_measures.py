@@ -1,0 +1,221 @@
+"""The measurements behind ``bench/generator_quality.py`` (see there for what and why)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from scipy import linalg
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sqlalchemy.orm import Session
+
+from generators.crops import crop_around, resize_square
+from generators.diffusion import DefectInpaintingGenerator
+from generators.prescreen import prescreen
+from inspectors.training.efficientnet_lite import IMAGENET_LITE_MEAN, IMAGENET_LITE_STD, load_pretrained
+from pipeline.db.engine import make_engine, upgrade_to_head
+from pipeline.db.models import UserRow
+from pipeline.images import read_image, read_mask
+from pipeline.review import (
+    approve,
+    approved_synthetic_images,
+    load_synthetic_pixels,
+    record_synthetic,
+    reject,
+)
+from pipeline.storage import ImageStore
+from pipeline.types import SyntheticImage, sha256_hex
+
+log = logging.getLogger(__name__)
+
+WINDOW = 128  # every real or generated defect window is compared at this size
+SCRIPTED_REVIEWER = "bench-scripted-reviewer"  # benchmark stand-in for a person; never the product default
+RARE_CLASS = "fray"
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    images: list[np.ndarray]
+    classes: list[str]
+
+
+def defect_window(image: np.ndarray, mask: np.ndarray, min_side: int) -> np.ndarray:
+    return resize_square(crop_around(mask, min_side).cut(image), WINDOW)
+
+
+def real_windows(data: Path, split: dict[str, dict[str, list[str]]], part: str, min_side: int) -> Windows:
+    images, classes = [], []
+    for defect_class, parts in split.items():
+        for stem in parts[part]:
+            image = read_image(next((data / "test" / defect_class).glob(f"{stem}.*")))
+            mask = read_mask(data / "ground_truth" / defect_class / f"{stem}_mask.png", image.shape[:2])
+            if mask.any():
+                images.append(defect_window(image, mask, min_side))
+                classes.append(defect_class)
+    return Windows(images, classes)
+
+
+def generate_and_review(
+    generator: DefectInpaintingGenerator, data: Path, per_class: int, work: Path
+) -> tuple[Windows, Windows, dict[str, Any]]:
+    """All generated windows, the approved ones (through the review gate), and speed/review counts."""
+    good = sorted((data / "train" / "good").iterdir())
+    engine = make_engine(f"sqlite:///{work / 'review.db'}")
+    upgrade_to_head(engine)
+    store = ImageStore(work / "store")
+    generated, seconds, decisions = Windows([], []), 0.0, {"approved": 0, "rejected": 0}
+    with Session(engine) as session:
+        session.add(UserRow(name=SCRIPTED_REVIEWER, role="reviewer", password_hash="-"))
+        for defect_class in generator.card.classes:
+            for seed in range(per_class):
+                base_path = good[random.Random(seed).randrange(len(good))]
+                base = read_image(base_path)
+                mask = generator.draw_mask(defect_class, base.shape[:2], seed)
+                started = time.perf_counter()
+                output = generator(image=base, mask=mask, defect_class=defect_class, seed=seed)
+                seconds += time.perf_counter() - started
+                generated.images.append(defect_window(output.image, mask, generator.card.image_size))
+                generated.classes.append(defect_class)
+                screen = prescreen(base, output.image, mask, generator.class_stats(defect_class))
+                image_id = record_synthetic(
+                    session,
+                    store,
+                    SyntheticImage(output.image, mask, defect_class, generator.name, generator.version, seed,
+                                   {"prescreen": screen.as_dict()}, sha256_hex(base_path.read_bytes())),
+                )  # fmt: skip
+                decide = reject if screen.flags else approve
+                decide(
+                    session, image_id, SCRIPTED_REVIEWER, "scripted: " + ("; ".join(screen.flags) or "clean")
+                )
+                decisions["rejected" if screen.flags else "approved"] += 1
+            log.info("generated %d %s images", per_class, defect_class)
+        session.commit()
+        approved = Windows([], [])
+        for record in approved_synthetic_images(session):
+            pixels, mask = load_synthetic_pixels(store, record)
+            approved.images.append(defect_window(pixels, mask, generator.card.image_size))
+            approved.classes.append(record.defect_class)
+    engine.dispose()
+    count = len(generated.images)
+    speed = {"images": count, "seconds": seconds, "images_per_second": count / seconds}
+    return generated, approved, {"speed": speed, "scripted_review": decisions}
+
+
+@torch.no_grad()
+def features(images: list[np.ndarray]) -> np.ndarray:
+    """EfficientNet-Lite0 (the anomaly specialist's backbone) pooled 1280-d features at 224 px."""
+    model = load_pretrained()
+    mean = torch.tensor(IMAGENET_LITE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_LITE_STD).view(1, 3, 1, 1)
+    out = []
+    for start in range(0, len(images), 32):
+        batch = [cv2.resize(i, (224, 224))[..., ::-1] for i in images[start : start + 32]]
+        x = torch.from_numpy(np.stack(batch).astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+        x = model.features((x - mean) / std, len(model._blocks) - 1)[-1]
+        x = model.act(model._bn1(model._conv_head(x)))
+        out.append(x.mean(dim=(2, 3)).numpy())
+    return np.concatenate(out)
+
+
+def _classifier() -> Any:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000))
+
+
+def c2st_accuracy(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
+    """Held-out accuracy (5-fold) of telling real from generated, on equal numbers of each."""
+    n = min(len(real), len(fake))
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([real[rng.permutation(len(real))[:n]], fake[rng.permutation(len(fake))[:n]]])
+    y = np.array([0] * n + [1] * n)
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    return float(cross_val_score(_classifier(), x, y, cv=folds).mean())
+
+
+def fid(a: np.ndarray, b: np.ndarray) -> float:
+    covmean = linalg.sqrtm(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False)).real
+    diff = a.mean(0) - b.mean(0)
+    return float(diff @ diff + np.trace(np.cov(a, rowvar=False) + np.cov(b, rowvar=False) - 2 * covmean))
+
+
+def kid(a: np.ndarray, b: np.ndarray, subsets: int = 50, size: int = 64, seed: int = 0) -> float:
+    """Unbiased MMD² with the cubic polynomial kernel, averaged over random subsets (Bińkowski et al.)."""
+    rng = np.random.default_rng(seed)
+    size = min(size, len(a), len(b))
+    dim, values = a.shape[1], []
+    for _ in range(subsets):
+        x, y = a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)]
+        kxx, kyy, kxy = ((x @ x.T) / dim + 1) ** 3, ((y @ y.T) / dim + 1) ** 3, ((x @ y.T) / dim + 1) ** 3
+        off = size * (size - 1)
+        values.append((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off - 2 * kxy.mean())
+    return float(np.mean(values))
+
+
+def rare_class_recall(
+    train: tuple[np.ndarray, list[str]], test: tuple[np.ndarray, list[str]]
+) -> dict[str, float]:
+    model = _classifier().fit(train[0], train[1])
+    predicted = model.predict(test[0])
+    truth = np.array(test[1])
+    rare = truth == RARE_CLASS
+    return {
+        "fray_recall": float((predicted[rare] == RARE_CLASS).mean()),
+        "accuracy": float((predicted == truth).mean()),
+    }
+
+
+def measure_all(
+    data: Path, split: dict[str, dict[str, list[str]]], model: Path, out: Path, *, per_class: int
+) -> dict[str, Any]:
+    generator = DefectInpaintingGenerator.load(model)
+    size = generator.card.image_size
+    fit_real, held_real = real_windows(data, split, "fit", size), real_windows(data, split, "held_out", size)
+    with tempfile.TemporaryDirectory(dir=out) as work:
+        generated, approved, run = generate_and_review(generator, data, per_class, Path(work))
+    f_fit, f_held = features(fit_real.images), features(held_real.images)
+    f_gen, f_ok = features(generated.images), features(approved.images)
+    ok_rare = f_ok[np.array(approved.classes) == RARE_CLASS]
+    with_synthetic = (np.concatenate([f_fit, ok_rare]), fit_real.classes + [RARE_CLASS] * len(ok_rare))
+    baseline = "baseline_real_fit_vs_held_out_real"  # what two real samples score: the floor to compare to
+    held = (f_held, held_real.classes)
+    return {
+        "generator": {"path": str(model), "version": generator.version, "training": generator.card.training},
+        "defaults": {
+            "steps": generator.card.default_steps,
+            "guidance": generator.card.default_guidance,
+            "window_px": size,
+        },
+        "counts": {
+            "real_fit": len(fit_real.images),
+            "real_held_out": len(held_real.images),
+            "generated": len(generated.images),
+            "approved": len(approved.images),
+            "approved_fray": len(ok_rare),
+        },
+        **run,
+        "c2st_accuracy": {
+            "all_generated_vs_held_out_real": c2st_accuracy(f_held, f_gen),
+            "approved_vs_held_out_real": c2st_accuracy(f_held, f_ok),
+            baseline: c2st_accuracy(f_held, f_fit),
+        },
+        "fid": {"approved_vs_held_out_real": fid(f_held, f_ok), baseline: fid(f_held, f_fit)},
+        "kid": {"approved_vs_held_out_real": kid(f_held, f_ok), baseline: kid(f_held, f_fit)},
+        "usefulness": {
+            "classifier": "logistic regression on EfficientNet-Lite0 pooled features "
+            "(issue 3's defect-type classifier does not exist yet)",
+            "real_only": rare_class_recall((f_fit, fit_real.classes), held),
+            "real_plus_approved_fray": rare_class_recall(with_synthetic, held),
+        },
+        "load_average": os.getloadavg(),
+    }

@@ -1,0 +1,107 @@
+"""The inpainting generator: reproducible, changes only the mask, keeps provenance, refuses bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from generators.diffusion import CARD_FILE, WEIGHTS_FILE, DefectInpaintingGenerator, read_card
+from generators.training.fit_generator import GeneratorFitSettings, fit_generator
+from pipeline.datasets import digest_files
+from pipeline.errors import DatasetError, ModelContractError
+from pipeline.simulate import render_part
+from tests.generators.conftest import SIM
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_generator_dir: Path) -> DefectInpaintingGenerator:
+    return DefectInpaintingGenerator.load(tiny_generator_dir)
+
+
+@pytest.fixture
+def good_image() -> np.ndarray:
+    return render_part(SIM, 500, None).image
+
+
+def test_card_records_classes_version_digest_and_training(tiny_generator_dir: Path) -> None:
+    card = read_card(tiny_generator_dir)
+    data = Path(card.training["data"])
+    files = sorted((data / "test").glob("[!g]*/*.png")) + sorted((data / "ground_truth").rglob("*.png"))
+    assert card.classes == ("pit", "scratch")
+    assert card.training["data_digest"] == digest_files(files)
+    assert card.version.endswith(card.training["data_digest"][:8])
+    assert card.training["images_per_class"] == {"pit": 3, "scratch": 3}
+    assert card.training["train_steps"] == 3
+    assert set(card.class_stats) == {"pit", "scratch"}
+
+
+def test_same_seed_same_image_other_seed_other_image(
+    generator: DefectInpaintingGenerator, good_image: np.ndarray
+) -> None:
+    mask = generator.draw_mask("scratch", good_image.shape[:2], 4)
+    run = {"image": good_image, "mask": mask, "defect_class": "scratch", "num_inference_steps": 2}
+    first, again, other = generator(**run, seed=1), generator(**run, seed=1), generator(**run, seed=2)
+    assert np.array_equal(first.image, again.image)
+    assert not np.array_equal(first.image, other.image)
+    assert (first.num_inference_steps, first.seed, first.defect_class) == (2, 1, "scratch")
+
+
+def test_only_pixels_near_the_mask_change(
+    generator: DefectInpaintingGenerator, good_image: np.ndarray
+) -> None:
+    mask = generator.draw_mask("pit", good_image.shape[:2], 0)
+    output = generator(image=good_image, mask=mask, defect_class="pit", seed=0, num_inference_steps=2)
+    changed = (output.image != good_image).any(axis=2)
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    assert changed.any() and not (changed & ~near).any()
+    assert np.array_equal(output.mask, mask) and output.image.shape == good_image.shape
+
+
+def test_bad_calls_are_refused(generator: DefectInpaintingGenerator, good_image: np.ndarray) -> None:
+    mask = generator.draw_mask("pit", good_image.shape[:2], 0)
+    with pytest.raises(DatasetError, match=r"no class 'crack'.*classes: \['pit', 'scratch'\]"):
+        generator(image=good_image, mask=mask, defect_class="crack", seed=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        generator(image=good_image, mask=np.zeros_like(mask), defect_class="pit", seed=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        generator(image=good_image, mask=mask[:-1], defect_class="pit", seed=0)
+
+
+def test_corrupt_or_missing_checkpoint_is_refused_naming_the_file(
+    tiny_generator_dir: Path, tmp_path: Path
+) -> None:
+    copy = shutil.copytree(tiny_generator_dir, tmp_path / "copy")
+    weights = copy / WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ModelContractError, match=r"diffusion_pytorch_model.safetensors: sha256 differs"):
+        DefectInpaintingGenerator.load(copy)
+    weights.unlink()
+    with pytest.raises(ModelContractError, match="generator file missing"):
+        DefectInpaintingGenerator.load(copy)
+    (copy / CARD_FILE).write_text(json.dumps({"kind": "defect-inpainting", "name": "x"}))
+    with pytest.raises(ModelContractError, match="not a valid generator card"):
+        DefectInpaintingGenerator.load(copy)
+    (copy / CARD_FILE).unlink()
+    with pytest.raises(ModelContractError, match="not found; is .* a saved generator"):
+        DefectInpaintingGenerator.load(copy)
+
+
+def test_fit_refuses_masks_that_do_not_match_their_images(mvtec_dir: Path, tmp_path: Path) -> None:
+    mask_path = next((mvtec_dir / "ground_truth" / "pit").glob("*.png"))
+    cv2.imwrite(str(mask_path), np.zeros((50, 40), np.uint8))
+    with pytest.raises(DatasetError, match=rf"{mask_path.name}: mask is 40×50 but its image .* is 96×96"):
+        fit_generator(mvtec_dir, "g", tmp_path / "models", GeneratorFitSettings(train_steps=1))
+    assert not (tmp_path / "models").exists()
+
+
+def test_fit_refuses_a_class_with_no_real_examples(mvtec_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"no real defect images with masks for classes \['crack'\]"):
+        fit_generator(mvtec_dir, "g", tmp_path / "models", classes=["pit", "crack"])
+    shutil.rmtree(mvtec_dir / "ground_truth")
+    with pytest.raises(DatasetError, match="found \\[\\]"):
+        fit_generator(mvtec_dir, "g", tmp_path / "models")
