@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline.db import repository as repo
-from pipeline.errors import QCError
+from pipeline.errors import ConfigError, QCError
 from pipeline.generate_cli import register_generation_commands
 from pipeline.inspection import Workspace, open_workspace
 from pipeline.reports.cli import register_report_commands
@@ -28,6 +28,8 @@ from pipeline.reports.cli import register_report_commands
 app = typer.Typer(help="qcflow: visual quality control for manufacturing lines.", no_args_is_help=True)
 fit_app = typer.Typer(help="Fit understanding models.", no_args_is_help=True)
 app.add_typer(fit_app, name="fit")
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console()
 
 DataDir = Annotated[
@@ -241,25 +243,58 @@ def evaluate(
     console.print(f"wrote {path}")
 
 
-@app.command()
+@models_app.command("list")
 @_reports_errors
-def models(data_dir: DataDir = None) -> None:
-    """List registered models."""
+def models_list(data_dir: DataDir = None) -> None:
+    """Registered models, their versions and thresholds; the active version is marked."""
     ws = open_workspace(data_dir)
     with ws.session() as session:
         records = repo.list_models(session)
     table = Table("name", "version", "kind", "active", "review", "fail", "path")
     for r in records:
-        table.add_row(
-            r.name,
-            r.version,
-            r.kind,
-            "yes" if r.active else "",
-            f"{r.thresholds.get('review', float('nan')):.3f}",
-            f"{r.thresholds.get('fail', float('nan')):.3f}",
-            r.path,
-        )
+        review, fail = (f"{r.thresholds[k]:.3f}" if k in r.thresholds else "" for k in ("review", "fail"))
+        table.add_row(r.name, r.version, r.kind, "yes" if r.active else "", review, fail, r.path)
     console.print(table)
+
+
+@models_app.command("show")
+@_reports_errors
+def models_show(name: str, data_dir: DataDir = None) -> None:
+    """The active version of NAME with its thresholds, training provenance and metrics."""
+    ws = open_workspace(data_dir)
+    with ws.session() as session:
+        record = repo.get_active_model(session, name)
+    console.print_json(
+        data={
+            "name": record.name,
+            "version": record.version,
+            "kind": record.kind,
+            "path": record.path,
+            "thresholds": record.thresholds,
+            "metrics": record.metrics,
+        }
+    )
+
+
+@models_app.command("activate")
+@_reports_errors
+def models_activate(
+    name: str,
+    version: str,
+    by: Annotated[str, typer.Option("--by", help="admin user making the change (audited)")],
+    data_dir: DataDir = None,
+) -> None:
+    """Make VERSION of NAME the live one (admins only; written to the audit log)."""
+    from pipeline.activation import activate_as
+    from pipeline.users import get_user
+
+    ws = open_workspace(data_dir)
+    with ws.session() as session, session.begin():
+        user = get_user(session, by)
+        if user is None:
+            raise ConfigError(f"no user {by!r}; add one with: qcflow users add {by} --role admin")
+        record = activate_as(session, user, name, version)
+    console.print(f"{record.name} {record.version} is now active")
 
 
 @app.command()
@@ -376,11 +411,8 @@ def serve(
     config_dir: ConfigDir = None,
 ) -> None:
     """Production on this machine: Prefect server and UI, a scheduled deployment per line, metrics, events."""
-    from pipeline.metrics_exporter import enable_multiprocess
-
     ws = open_workspace(data_dir, config_dir)
     _prefect_defaults(ws)
-    enable_multiprocess(ws.data_dir / "metrics")  # before Prefect imports prometheus_client
     from flows.serve import serve_installation
 
     ports = {"port": port, "metrics_port": metrics_port}

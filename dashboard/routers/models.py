@@ -9,9 +9,9 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from dashboard.deps import Admin, DbSession, Operator, get_workspace, render
-from pipeline.audit import write_audit
+from pipeline.activation import activate_as
 from pipeline.config import load_all_lines
-from pipeline.db.model_registry import activate_model, get_active_model, list_models
+from pipeline.db.model_registry import get_active_model, list_models
 from pipeline.errors import ModelNotFound
 
 router = APIRouter(tags=["models"])
@@ -43,8 +43,6 @@ def activate(
     name: Annotated[str, Form()],
     version: Annotated[str, Form()],
 ) -> Response:
-    before = _active_version(session, name)
-    activate_model(session, name, version)
-    write_audit(session, user, "model.activate", f"model:{name}", {"version": before}, {"version": version})
+    activate_as(session, user, name, version)
     session.commit()
     return RedirectResponse("/models", status_code=303)

@@ -59,8 +59,39 @@ def test_fit_then_evaluate_writes_metrics(mvtec_dir: Path, tmp_path: Path) -> No
     assert (metrics["n_good"], metrics["n_defect"]) == (10, 10)
     assert metrics["image_auroc"] >= 0.9
     assert metrics["pixel_auroc"] is not None and metrics["pixel_auroc"] >= 0.8
-    listing = runner.invoke(app, ["models", *data])
+    listing = runner.invoke(app, ["models", "list", *data])
     assert "sim" in listing.output and "yes" in listing.output
+    shown = runner.invoke(app, ["models", "show", "sim", *data])
+    assert '"kind": "anomaly"' in shown.output and '"parity"' in shown.output
+
+
+def test_activation_needs_an_admin_and_is_audited(
+    mvtec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.audit import list_audit
+    from pipeline.db import repository as repo
+    from pipeline.inspection import open_workspace
+
+    data = ["--data-dir", str(tmp_path / "data")]
+    for _ in range(2):
+        fit = runner.invoke(
+            app, ["fit", "anomaly", "--data", str(mvtec_dir), "--name", "m", "--bank-size", "128", *data]
+        )
+        assert fit.exit_code == 0, fit.output
+    ws = open_workspace(tmp_path / "data")
+    with ws.session() as session:
+        first = min(r.version for r in repo.list_models(session))
+    monkeypatch.setenv("QCFLOW_NEW_USER_PASSWORD", "correct horse battery")
+    for name, role in (("olga", "operator"), ("ada", "admin")):
+        assert runner.invoke(app, ["users", "add", name, "--role", role, *data]).exit_code == 0
+    refused = runner.invoke(app, ["models", "activate", "m", first, "--by", "olga", *data])
+    assert refused.exit_code == 2 and "may not activate" in refused.output
+    done = runner.invoke(app, ["models", "activate", "m", first, "--by", "ada", *data])
+    assert done.exit_code == 0, done.output
+    with ws.session() as session:
+        assert repo.get_active_model(session, "m").version == first
+        entry = list_audit(session)[0]
+    assert (entry.user_name, entry.action, entry.after) == ("ada", "model.activate", {"version": first})
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
