@@ -133,9 +133,14 @@ def _classifier() -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000))
 
 
+MIN_SAMPLES = 10  # below this per side a figure is noise: reported as NaN
+
+
 def c2st_accuracy(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
     """Held-out accuracy (5-fold) of telling real from generated, on equal numbers of each."""
     n = min(len(real), len(fake))
+    if n < MIN_SAMPLES:
+        return float("nan")
     rng = np.random.default_rng(seed)
     x = np.concatenate([real[rng.permutation(len(real))[:n]], fake[rng.permutation(len(fake))[:n]]])
     y = np.array([0] * n + [1] * n)
@@ -144,6 +149,8 @@ def c2st_accuracy(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
 
 
 def fid(a: np.ndarray, b: np.ndarray) -> float:
+    if min(len(a), len(b)) < MIN_SAMPLES:
+        return float("nan")
     covmean = linalg.sqrtm(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False)).real
     diff = a.mean(0) - b.mean(0)
     return float(diff @ diff + np.trace(np.cov(a, rowvar=False) + np.cov(b, rowvar=False) - 2 * covmean))
@@ -153,6 +160,8 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = 50, size: int = 64, seed: i
     """Unbiased MMD² with the cubic polynomial kernel, averaged over random subsets (Bińkowski et al.)."""
     rng = np.random.default_rng(seed)
     size = min(size, len(a), len(b))
+    if size < MIN_SAMPLES:
+        return float("nan")
     dim, values = a.shape[1], []
     for _ in range(subsets):
         x, y = a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)]

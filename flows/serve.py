@@ -162,7 +162,7 @@ def serve_installation(
 
     from flows.prefect_server import LocalPrefectServer, check_reachable
     from pipeline.events import publisher_from_settings
-    from pipeline.metrics_exporter import start_exporter
+    from pipeline.metrics_exporter import enable_multiprocess, start_exporter
 
     deployments = build_deployments(ws)  # a bad config stops us before anything starts
     _interrupt_on_sigterm()
@@ -175,6 +175,7 @@ def serve_installation(
             check_reachable(api_url)
         os.environ["PREFECT_API_URL"] = api_url  # inherited by the flow runs this process starts
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+        enable_multiprocess(ws.data_dir / "metrics")  # where the flow runs started from here count
         start_exporter(metrics_port, host)
         announce(f"Prometheus metrics: http://{host}:{metrics_port}/metrics")
         publisher = publisher_from_settings(load_app_config(ws.config_dir).events, ws.data_dir)

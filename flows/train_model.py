@@ -13,7 +13,7 @@ from prefect import flow, task
 from prefect.cache_policies import INPUTS, RUN_ID
 
 from flows.inspect_line import workspace_for
-from pipeline.db import repository as repo
+from pipeline.activation import activate_as
 from pipeline.db.model_registry import ModelRecord
 
 
@@ -41,7 +41,7 @@ def evaluate_task(model_dir: str, data: str, out_dir: str) -> dict[str, Any]:
 def activate_task(name: str, version: str, data_dir: str | None, database_url: str | None) -> None:
     ws = workspace_for(data_dir, None, database_url)
     with ws.session() as session, session.begin():
-        repo.activate_model(session, name, version)
+        activate_as(session, "train-model flow (auto_activate)", name, version)
 
 
 @flow(name="train-model", log_prints=False)

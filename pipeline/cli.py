@@ -393,6 +393,7 @@ def dashboard(
 register_report_commands(app, _reports_errors)
 
 
+LOCAL_PREFECT_API = "http://127.0.0.1:4200/api"  # where `qcflow serve` puts it by default
 ApiUrl = Annotated[
     str | None,
     typer.Option("--api-url", envvar="PREFECT_API_URL", help="an existing Prefect server's API address"),
@@ -423,7 +424,7 @@ def serve(
 @_reports_errors
 def worker(
     pool: Annotated[str, typer.Option("--pool", help="work pool whose flow runs to execute")],
-    api_url: ApiUrl = "http://127.0.0.1:4200/api",
+    api_url: ApiUrl = LOCAL_PREFECT_API,
     data_dir: DataDir = None,
 ) -> None:
     """Execute flow runs of a work pool (scale-out: run on as many machines as needed)."""
@@ -431,7 +432,7 @@ def worker(
     _prefect_defaults(ws)
     from flows.serve import run_worker
 
-    run_worker(pool, api_url or "http://127.0.0.1:4200/api", console.print)
+    run_worker(pool, api_url or LOCAL_PREFECT_API, console.print)  # an empty PREFECT_API_URL: the default
 
 
 register_generation_commands(app, fit_app, _reports_errors)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 ACK_TIMEOUT_S = 5.0  # how long one publish may wait for the broker's PUBACK before it is retried
 RETRY_MAX_S = 30.0  # ceiling of the exponential backoff while the broker is unreachable
+CLAIM_BATCH = 20  # events a sender takes from the outbox at a time
 POLL_S = 5.0  # look for events other processes of this data folder left in the outbox
 
 
@@ -76,17 +77,30 @@ class EventOutbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                " topic TEXT NOT NULL, payload TEXT NOT NULL)"
+                " topic TEXT NOT NULL, payload TEXT NOT NULL, leased_until REAL NOT NULL DEFAULT 0)"
             )
 
     def put(self, items: Sequence[tuple[str, str]]) -> None:
         with self._lock:
             self._db.executemany("INSERT INTO outbox (topic, payload) VALUES (?, ?)", items)
 
-    def oldest(self, limit: int) -> list[QueuedEvent]:
+    def claim(self, limit: int, lease_s: float) -> list[QueuedEvent]:
+        """The oldest events no sender holds, leased to the caller for ``lease_s`` seconds, so that
+        the processes sharing the outbox do not all send the same backlog when the broker returns;
+        a sender that dies frees its events when the lease runs out."""
+        now = time.time()
         with self._lock:
-            rows = self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,))
-            return [QueuedEvent(*row) for row in rows.fetchall()]
+            rows = self._db.execute(
+                "UPDATE outbox SET leased_until = ? WHERE id IN (SELECT id FROM outbox"
+                " WHERE leased_until < ? ORDER BY id LIMIT ?) RETURNING id, topic, payload",
+                (now + lease_s, now, limit),
+            ).fetchall()
+        return sorted((QueuedEvent(*row) for row in rows), key=lambda e: e.id)
+
+    def release(self, events: Sequence[QueuedEvent]) -> None:
+        """Give claimed events back unsent, for whichever sender reaches the broker next."""
+        with self._lock:
+            self._db.executemany("UPDATE outbox SET leased_until = 0 WHERE id = ?", [(e.id,) for e in events])
 
     def remove(self, event_id: int) -> None:
         with self._lock:
@@ -146,16 +160,21 @@ class MqttEventPublisher:
 
     def _send_queued(self) -> bool:
         """Send what is queued, oldest first; False when the broker did not take it all."""
-        while queued := self.outbox.oldest(100):
-            for event in queued:
-                if self._stop.is_set() or not self._client.is_connected():
-                    return False
-                info = self._client.publish(event.topic, event.payload, qos=1)
-                info.wait_for_publish(timeout=ACK_TIMEOUT_S)
-                if not info.is_published():
+        while claimed := self.outbox.claim(CLAIM_BATCH, lease_s=CLAIM_BATCH * ACK_TIMEOUT_S):
+            for index, event in enumerate(claimed):
+                if not self._publish(event):
+                    self.outbox.release(claimed[index:])
                     return False
                 self.outbox.remove(event.id)
         return True
+
+    def _publish(self, event: QueuedEvent) -> bool:
+        """True once the broker acknowledged ``event`` (QoS 1 PUBACK)."""
+        if self._stop.is_set() or not self._client.is_connected():
+            return False
+        info = self._client.publish(event.topic, event.payload, qos=1)
+        info.wait_for_publish(timeout=ACK_TIMEOUT_S)
+        return info.is_published()
 
     def _drain_forever(self) -> None:
         delay = 1.0

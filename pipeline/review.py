@@ -132,9 +132,9 @@ def export_training_set(
         pixels, mask = load_synthetic_pixels(store, record)
         image_path = out / "test" / record.defect_class / f"syn-{record.id}.png"
         mask_path = out / "ground_truth" / record.defect_class / f"syn-{record.id}_mask.png"
-        for path, array in ((image_path, pixels), (mask_path, np.where(mask, 255, 0).astype(np.uint8))):
+        for path, data in ((image_path, encode_png(pixels)), (mask_path, _mask_png(mask))):
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(encode_png(array))
+            path.write_bytes(data)
         written.append(image_path)
     return written
 
@@ -163,9 +163,12 @@ def _row(session: Session, image_id: int) -> SyntheticImageRow:
     return row
 
 
+def _mask_png(mask: np.ndarray) -> bytes:
+    return encode_png(np.where(mask.astype(bool), 255, 0).astype(np.uint8))
+
+
 def _store_pixels(store: ImageStore, pixels: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
-    mask_u8 = np.where(mask.astype(bool), 255, 0).astype(np.uint8)
-    return store.put(encode_png(pixels)), store.put(encode_png(mask_u8))
+    return store.put(encode_png(pixels)), store.put(_mask_png(mask))
 
 
 def record_synthetic(session: Session, store: ImageStore, image: SyntheticImage) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -27,6 +28,7 @@ def api(served: Served) -> Iterator[None]:
 
 def test_a_triggered_run_of_the_line_deployment_logs_its_frames(served: Served, api: None) -> None:
     flow_run = run_deployment("inspect-line/test", parameters={"max_frames": 6}, timeout=300)
+    assert isinstance(flow_run, FlowRun)  # run_deployment is sync when called from sync code
     assert flow_run.state is not None and flow_run.state.is_completed(), (flow_run.state, served.log())
     with served.ws.session() as session:
         logged = repo.recent_inspections(session, "test", limit=50)

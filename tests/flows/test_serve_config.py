@@ -26,6 +26,7 @@ def test_one_scheduled_deployment_per_line_limited_to_one_run(workspace: Workspa
     assert {"inspect-line/test", "train-model/default", "build-report/default"} <= set(deployments)
     assert "generate-defects/default" not in deployments  # generation is off unless configured on
     line = deployments["inspect-line/test"]
+    assert line.schedules is not None
     (schedule,) = line.schedules
     assert isinstance(schedule.schedule, IntervalSchedule)
     assert schedule.schedule.interval == timedelta(seconds=30)  # as in the line file

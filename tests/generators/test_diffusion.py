@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,7 +45,12 @@ def test_same_seed_same_image_other_seed_other_image(
     generator: DefectInpaintingGenerator, good_image: np.ndarray
 ) -> None:
     mask = generator.draw_mask("scratch", good_image.shape[:2], 4)
-    run = {"image": good_image, "mask": mask, "defect_class": "scratch", "num_inference_steps": 2}
+    run: dict[str, Any] = {
+        "image": good_image,
+        "mask": mask,
+        "defect_class": "scratch",
+        "num_inference_steps": 2,
+    }
     first, again, other = generator(**run, seed=1), generator(**run, seed=1), generator(**run, seed=2)
     assert np.array_equal(first.image, again.image)
     assert not np.array_equal(first.image, other.image)

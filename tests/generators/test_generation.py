@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,7 +43,11 @@ def _request(good_dir: Path, **changes: object) -> GenerationRequest:
 
 def test_generation_is_off_unless_enabled(tmp_path: Path, good_dir: Path) -> None:
     ws = open_workspace(tmp_path / "data", write_config(tmp_path / "config", enabled=False))
-    args = {"data_dir": str(ws.data_dir), "config_dir": str(ws.config_dir), "database_url": ws.database_url}
+    args: dict[str, Any] = {
+        "data_dir": str(ws.data_dir),
+        "config_dir": str(ws.config_dir),
+        "database_url": ws.database_url,
+    }
     with pytest.raises(GenerationDisabled, match="generators: {enabled: true}"):
         generate_defects_flow.fn("test", "scratch", 1, base_images=str(good_dir), **args)
     with pytest.raises(GenerationDisabled):
@@ -119,7 +124,7 @@ def test_a_failure_mid_batch_leaves_nothing_pending(gen_ws: Workspace, good_dir:
     generator = load_generator(gen_ws)
     calls = []
 
-    def failing(**kwargs: object) -> object:
+    def failing(**kwargs: Any) -> object:
         calls.append(kwargs["seed"])
         if len(calls) == 3:
             raise RuntimeError("disk on fire")

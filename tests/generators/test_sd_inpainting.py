@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from generators.masks import MaskSampler, template_from_mask
-from generators.sd_inpainting import SDInpaintingCard, StableDiffusionInpaintingGenerator, write_sd_card
+from generators.sd_inpainting import (
+    SDInpaintingCard,
+    StableDiffusionInpaintingGenerator,
+    StableDiffusionInpaintPipeline,
+    write_sd_card,
+)
 from pipeline.errors import DatasetError, ModelContractError
 from pipeline.simulate import render_part
 from tests.generators.conftest import SIM
@@ -29,7 +35,7 @@ def _tiny_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def sd_pipeline_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = tmp_path_factory.mktemp("sd")
@@ -57,16 +63,11 @@ def sd_pipeline_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         CLIPTextConfig(hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1,
                        vocab_size=60, bos_token_id=0, eos_token_id=1, pad_token_id=1, projection_dim=16)
     )  # fmt: skip
-    pipeline = StableDiffusionInpaintPipeline(
-        vae=vae,
-        text_encoder=text,
-        tokenizer=_tiny_tokenizer(folder),
-        unet=unet,
-        scheduler=DDIMScheduler(steps_offset=1),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    # Any: diffusers' type hints want the full-size component classes and a safety checker
+    components: dict[str, Any] = {"vae": vae, "text_encoder": text, "tokenizer": _tiny_tokenizer(folder),
+                                  "unet": unet, "scheduler": DDIMScheduler(steps_offset=1),
+                                  "safety_checker": None, "feature_extractor": None}  # fmt: skip
+    pipeline = StableDiffusionInpaintPipeline(**components, requires_safety_checker=False)
     pipeline.save_pretrained(folder / "pipeline")
     return folder / "pipeline"
 
@@ -84,7 +85,13 @@ def test_same_interface_reproducible_and_only_the_mask_changes(sd_generator_dir:
     generator = StableDiffusionInpaintingGenerator.load(sd_generator_dir)
     image = render_part(SIM, 800, None).image
     mask = generator.draw_mask("scratch", image.shape[:2], 1)
-    run = {"image": image, "mask": mask, "defect_class": "scratch", "num_inference_steps": 2, "guidance": 2.0}
+    run: dict[str, Any] = {
+        "image": image,
+        "mask": mask,
+        "defect_class": "scratch",
+        "num_inference_steps": 2,
+        "guidance": 2.0,
+    }
     first, again = generator(**run, seed=3), generator(**run, seed=3)
     assert np.array_equal(first.image, again.image) and first.image.shape == image.shape
     assert (first.num_inference_steps, first.guidance) == (2, 2.0)

@@ -49,10 +49,24 @@ def test_events_are_queued_without_blocking_and_survive_a_restart(tmp_path: Path
     assert publisher.pending() == 2  # PASS is not published
     publisher.close()
     reopened = EventOutbox(outbox_path(tmp_path))
-    queued = reopened.oldest(10)
+    queued = reopened.claim(10, lease_s=60)
     assert [e.topic for e in queued] == [decision_topic("line1", "cam1")] * 2
     assert {json.loads(e.payload)["decision"] for e in queued} == {"FAIL"}
     reopened.close()
+
+
+def test_processes_sharing_an_outbox_never_hold_the_same_event(tmp_path: Path) -> None:
+    first, second = EventOutbox(outbox_path(tmp_path)), EventOutbox(outbox_path(tmp_path))
+    first.put([("t", "a"), ("t", "b"), ("t", "c")])
+    claimed = first.claim(2, lease_s=60)
+    assert [e.payload for e in claimed] == ["a", "b"]
+    assert [e.payload for e in second.claim(10, lease_s=60)] == ["c"]  # only what nobody holds
+    first.release(claimed[1:])  # "b" was not sent: free for any sender
+    assert [e.payload for e in second.claim(10, lease_s=60)] == ["b"]
+    assert [e.payload for e in first.claim(10, lease_s=-1)] == []  # all held, none acknowledged yet
+    assert len(first) == 3
+    first.close()
+    second.close()
 
 
 # --- against a real broker ------------------------------------------------------------------
@@ -89,13 +103,19 @@ def received(mqtt_url: str) -> Iterator[queue.Queue[dict[str, object]]]:
     client.disconnect()
 
 
-def _collect(messages: queue.Queue[dict[str, object]], n: int, timeout_s: float) -> list[dict[str, object]]:
-    got, deadline = [], time.monotonic() + timeout_s
-    while len(got) < n and time.monotonic() < deadline:
+def _collect(
+    messages: queue.Queue[dict[str, object]], frames: set[str], timeout_s: float
+) -> list[dict[str, object]]:
+    """Events about ``frames`` until each has arrived or time is up (others on the broker are ignored)."""
+    got: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout_s
+    while {e["frame_sha256"] for e in got} != frames and time.monotonic() < deadline:
         try:
-            got.append(messages.get(timeout=0.2))
+            event = messages.get(timeout=0.2)
         except queue.Empty:
             continue
+        if event["frame_sha256"] in frames:
+            got.append(event)
     return got
 
 
@@ -111,7 +131,7 @@ def test_fail_events_of_a_run_reach_the_broker(workspace: Workspace, mqtt_url: s
         inspect_camera(workspace, workspace.line("test"), "cam1", max_frames=20, on_logged=publisher)
         failed = _failed_frames(workspace)
         assert failed, "the simulated run should contain failing parts"
-        events = _collect(received, len(failed), timeout_s=15)
+        events = _collect(received, failed, timeout_s=15)
     finally:
         publisher.close()
     assert {e["frame_sha256"] for e in events} == failed
@@ -170,7 +190,7 @@ def test_events_wait_for_a_broker_that_is_down_and_are_delivered_when_it_returns
         assert failed and publisher.pending() == len(failed)
         assert received.empty()
         proxy = _Proxy(port, (broker.hostname or "", broker.port or 1883))
-        events = _collect(received, len(failed), timeout_s=40)  # paho's reconnect backoff
+        events = _collect(received, failed, timeout_s=40)  # paho's reconnect backoff
     finally:
         publisher.close()
         if proxy is not None:
