@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from generators.crops import crop_around, resize_square
 from generators.diffusion import DefectInpaintingGenerator
 from generators.prescreen import prescreen
+from inspectors.training.classifier import PooledFeatures
 from inspectors.training.efficientnet_lite import IMAGENET_LITE_MEAN, IMAGENET_LITE_STD, load_pretrained
 from pipeline.db.engine import make_engine, upgrade_to_head
 from pipeline.db.models import UserRow
@@ -115,17 +116,18 @@ def generate_and_review(
 
 @torch.no_grad()
 def features(images: list[np.ndarray]) -> np.ndarray:
-    """EfficientNet-Lite0 (the anomaly specialist's backbone) pooled 1280-d features at 224 px."""
-    model = load_pretrained()
+    """EfficientNet-Lite0 (the anomaly specialist's backbone) pooled 1280-d features at 224 px.
+
+    The same pooled features the defect-type classifier's linear head is fitted on.
+    """
+    model = PooledFeatures(load_pretrained()).eval()
     mean = torch.tensor(IMAGENET_LITE_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_LITE_STD).view(1, 3, 1, 1)
     out = []
     for start in range(0, len(images), 32):
         batch = [cv2.resize(i, (224, 224))[..., ::-1] for i in images[start : start + 32]]
         x = torch.from_numpy(np.stack(batch).astype(np.float32) / 255.0).permute(0, 3, 1, 2)
-        x = model.features((x - mean) / std, len(model._blocks) - 1)[-1]
-        x = model.act(model._bn1(model._conv_head(x)))
-        out.append(x.mean(dim=(2, 3)).numpy())
+        out.append(model((x - mean) / std).numpy())
     return np.concatenate(out)
 
 
@@ -221,8 +223,8 @@ def measure_all(
         "fid": {"approved_vs_held_out_real": fid(f_held, f_ok), baseline: fid(f_held, f_fit)},
         "kid": {"approved_vs_held_out_real": kid(f_held, f_ok), baseline: kid(f_held, f_fit)},
         "usefulness": {
-            "classifier": "logistic regression on EfficientNet-Lite0 pooled features "
-            "(issue 3's defect-type classifier does not exist yet)",
+            "classifier": "logistic regression on EfficientNet-Lite0 pooled features (the design of "
+            "inspectors/training/classifier.py, frozen backbone + linear head, refitted here on windows)",
             "real_only": rare_class_recall((f_fit, fit_real.classes), held),
             "real_plus_approved_fray": rare_class_recall(with_synthetic, held),
         },

@@ -16,8 +16,9 @@
    held-out accuracy; 0.5 = indistinguishable) and FID/KID on the same
    features, held-out real defect windows vs approved generated windows.
 5. Usefulness: a defect-type classifier (logistic regression on the same
-   features; issue 3's classifier does not exist yet) trained on real windows
-   with and without approved synthetic Fray windows; Fray recall on held-out.
+   pooled features: the design of ``inspectors/training/classifier.py``, refitted
+   here on defect windows) trained on real windows with and without approved
+   synthetic Fray windows; Fray recall on the held-out real windows.
 6. Speed: generated images/s at the default size, steps and guidance.
 
 Writes ``OUT/generator_quality.json`` and prints it.

@@ -61,6 +61,8 @@ def _prefect_defaults(ws: Workspace) -> None:
     os.environ.setdefault("PREFECT_HOME", str(ws.data_dir / "prefect"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # a loaded two-core machine can take longer than Prefect's default 20 s to start its API
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     for name in ("httpx", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from flows.generate_defects import generate_defects_flow
 from pipeline.db import repository as repo
 from pipeline.db.models import SyntheticImageRow
+from pipeline.decide import Thresholds
 from pipeline.errors import DatasetError, ReviewRequired, StorageError
 from pipeline.generation import (
     GenerationDisabled,
@@ -165,3 +166,26 @@ def _approve(ws: Workspace, image_id: int) -> None:
             session.add(UserRow(name="rita", role="reviewer", password_hash="x"))
             session.flush()
         approve(session, image_id, "rita", "looks like a real scratch")
+
+
+def test_the_anomaly_specialist_takes_part_in_the_prescreen(gen_ws: Workspace, good_dir: Path) -> None:
+    class CornerScorer:
+        """Sees a strong anomaly in the top-left corner, where no drawn scratch lies."""
+
+        thresholds = Thresholds(review=0.5, fail=0.8)
+
+        def score_images(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            heat = np.zeros((len(images), 28, 28), np.float32)
+            heat[:, 0, 0] = 1.0
+            return heat, np.full(len(images), 0.9, np.float32)
+
+    (image_id,) = generate_defects(
+        gen_ws,
+        _request(good_dir, count=1),
+        load_generator(gen_ws),
+        CornerScorer(),  # type: ignore[arg-type]
+    )
+    with gen_ws.session() as session:
+        screen = get_synthetic(session, image_id).conditioning["prescreen"]
+    assert screen["anomaly_score"] == pytest.approx(0.9) and screen["anomaly_peak_in_mask"] is False
+    assert "anomaly specialist finds the defect outside the mask" in screen["flags"]
