@@ -30,7 +30,9 @@ from pipeline.inspection import inspect_camera, open_workspace
 from pipeline.simulate import SimulationSettings, render_part
 
 
-def _timed(run: Callable[[list[np.ndarray]], object], frames: list[np.ndarray], batch: int) -> dict[str, float]:
+def _timed(
+    run: Callable[[list[np.ndarray]], object], frames: list[np.ndarray], batch: int
+) -> dict[str, float]:
     run(frames[:batch])  # warm-up
     per_image_ms = []
     started = time.perf_counter()
@@ -52,7 +54,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="frame side in pixels")
     args = parser.parse_args()
     simulation = SimulationSettings(size=args.size, seed=5)
-    request = request_from_simulation(simulation, "bench", n_fit=64, n_calibration=32, settings=PatchCoreSettings())
+    request = request_from_simulation(
+        simulation, "bench", n_fit=64, n_calibration=32, settings=PatchCoreSettings()
+    )
     t0 = time.perf_counter()
     scorer = fit_patchcore(request.good_images, request.settings)
     fit_s = time.perf_counter() - t0
@@ -66,9 +70,14 @@ def main() -> None:
         with torch.no_grad():
             return scorer(torch.from_numpy(to_model_input(images, prep)))
 
-    print(f"ORT {ort.__version__} providers {inspector.providers}; torch {torch.__version__} threads {torch.get_num_threads()}")
-    print(f"fit {fit_s:.1f}s on 64 parts; memory bank {card.training['bank_size']}×{card.training['feature_dim']} "
-          f"= {scorer.bank.numel() * 4 / 2**20:.1f} MB; ONNX file {(model_dir / 'model.onnx').stat().st_size / 2**20:.1f} MB")
+    threads = torch.get_num_threads()
+    print(f"ORT {ort.__version__} {inspector.providers}; torch {torch.__version__}, {threads} threads")
+    bank_mb = scorer.bank.numel() * 4 / 2**20
+    onnx_mb = (model_dir / "model.onnx").stat().st_size / 2**20
+    print(
+        f"fit {fit_s:.1f}s on 64 parts; memory bank {tuple(scorer.bank.shape)} = {bank_mb:.1f} MB; "
+        f"ONNX file {onnx_mb:.1f} MB"
+    )
     print(f"{'path':<8}{'batch':>6}{'images/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     onnx_speed = {}
     for batch in (1, 8):
@@ -76,7 +85,9 @@ def main() -> None:
             figures = _timed(run, frames, batch)
             if name == "onnx":
                 onnx_speed[batch] = figures
-            print(f"{name:<8}{batch:>6}{figures['images_per_s']:>10.1f}{figures['p50_ms']:>9.1f}{figures['p99_ms']:>9.1f}")
+            print(
+                f"{name:<8}{batch:>6}{figures['images_per_s']:>10.1f}{figures['p50_ms']:>9.1f}{figures['p99_ms']:>9.1f}"
+            )
 
     config = root / "config"
     (config / "lines").mkdir(parents=True)
@@ -93,8 +104,10 @@ def main() -> None:
     summary = inspect_camera(ws, line, "cam1", max_frames=args.frames)
     e2e = summary.frames / summary.seconds
     inference_share = (summary.frames / onnx_speed[8]["images_per_s"]) / summary.seconds
-    print(f"end-to-end inspect_camera: {e2e:.1f} frames/s over {summary.frames} frames "
-          f"(ONNX scoring {inference_share:.0%} of the time, everything else {1 - inference_share:.0%})")
+    print(
+        f"end-to-end inspect_camera: {e2e:.1f} frames/s over {summary.frames} frames "
+        f"(ONNX scoring {inference_share:.0%} of the time, everything else {1 - inference_share:.0%})"
+    )
 
 
 if __name__ == "__main__":

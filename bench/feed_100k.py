@@ -18,20 +18,17 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard.app import create_app  # noqa: E402
 from dashboard.settings import DashboardEnvironment  # noqa: E402
+from pipeline.db.engine import scratch_postgres_database  # noqa: E402
 from pipeline.db.models import FindingRow, FrameRow, InspectionRow, LineRow, utcnow  # noqa: E402
 from pipeline.inspection import Workspace, open_workspace  # noqa: E402
 from pipeline.types import sha256_hex  # noqa: E402
@@ -48,20 +45,6 @@ cameras:
 specialists:
   anomaly: {{enabled: true, model: bench-anomaly}}
 """
-
-
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"qcflow_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _decision(i: int) -> tuple[str, float]:
@@ -151,7 +134,7 @@ def main() -> None:
     admin_url = os.environ.get("QCFLOW_TEST_PG_URL")
     if not admin_url:
         sys.exit("set QCFLOW_TEST_PG_URL to a PostgreSQL server URL where databases may be created")
-    with scratch_database(admin_url) as url, tempfile.TemporaryDirectory() as tmp:
+    with scratch_postgres_database(admin_url) as url, tempfile.TemporaryDirectory() as tmp:
         config_dir = Path(tmp) / "config"
         (config_dir / "lines").mkdir(parents=True)
         (config_dir / "qcflow.yaml").write_text("lines_dir: lines\n")

@@ -70,13 +70,15 @@ def real_windows(data: Path, split: dict[str, dict[str, list[str]]], part: str, 
 
 def generate_and_review(
     generator: DefectInpaintingGenerator, data: Path, per_class: int, work: Path
-) -> tuple[Windows, Windows, dict[str, Any]]:
-    """All generated windows, the approved ones (through the review gate), and speed/review counts."""
+) -> tuple[Windows, Windows, Windows, dict[str, Any]]:
+    """Generated windows, approved ones (through the review gate), the same windows of the bare base frames
+    (what the C2ST would score with no defect at all), and speed/review counts."""
     good = sorted((data / "train" / "good").iterdir())
     engine = make_engine(f"sqlite:///{work / 'review.db'}")
     upgrade_to_head(engine)
     store = ImageStore(work / "store")
-    generated, seconds, decisions = Windows([], []), 0.0, {"approved": 0, "rejected": 0}
+    generated, bare = Windows([], []), Windows([], [])
+    seconds, decisions = 0.0, {"approved": 0, "rejected": 0}
     with Session(engine) as session:
         session.add(UserRow(name=SCRIPTED_REVIEWER, role="reviewer", password_hash="-"))
         for defect_class in generator.card.classes:
@@ -89,6 +91,8 @@ def generate_and_review(
                 seconds += time.perf_counter() - started
                 generated.images.append(defect_window(output.image, mask, generator.card.image_size))
                 generated.classes.append(defect_class)
+                bare.images.append(defect_window(base, mask, generator.card.image_size))
+                bare.classes.append(defect_class)
                 screen = prescreen(base, output.image, mask, generator.class_stats(defect_class))
                 image_id = record_synthetic(
                     session,
@@ -111,7 +115,18 @@ def generate_and_review(
     engine.dispose()
     count = len(generated.images)
     speed = {"images": count, "seconds": seconds, "images_per_second": count / seconds}
-    return generated, approved, {"speed": speed, "scripted_review": decisions}
+    return generated, approved, bare, {"speed": speed, "scripted_review": decisions}
+
+
+def write_samples(path: Path, generated: Windows, real: Windows, per_row: int = 8) -> None:
+    """One row per class: generated windows, then real held-out ones (a picture to judge by eye)."""
+    rows = []
+    for defect_class in sorted(set(generated.classes)):
+        fake = [w for w, c in zip(generated.images, generated.classes, strict=True) if c == defect_class]
+        true = [w for w, c in zip(real.images, real.classes, strict=True) if c == defect_class]
+        tiles = (fake[:per_row] + true[:per_row] + [np.zeros_like(fake[0])] * (2 * per_row))[: 2 * per_row]
+        rows.append(np.hstack(tiles))
+    cv2.imwrite(str(path), np.vstack(rows))
 
 
 @torch.no_grad()
@@ -193,9 +208,10 @@ def measure_all(
     size = generator.card.image_size
     fit_real, held_real = real_windows(data, split, "fit", size), real_windows(data, split, "held_out", size)
     with tempfile.TemporaryDirectory(dir=out) as work:
-        generated, approved, run = generate_and_review(generator, data, per_class, Path(work))
+        generated, approved, bare, run = generate_and_review(generator, data, per_class, Path(work))
+    write_samples(out / "samples.png", generated, held_real)
     f_fit, f_held = features(fit_real.images), features(held_real.images)
-    f_gen, f_ok = features(generated.images), features(approved.images)
+    f_gen, f_ok, f_bare = features(generated.images), features(approved.images), features(bare.images)
     ok_rare = f_ok[np.array(approved.classes) == RARE_CLASS]
     with_synthetic = (np.concatenate([f_fit, ok_rare]), fit_real.classes + [RARE_CLASS] * len(ok_rare))
     baseline = "baseline_real_fit_vs_held_out_real"  # what two real samples score: the floor to compare to
@@ -219,6 +235,7 @@ def measure_all(
             "all_generated_vs_held_out_real": c2st_accuracy(f_held, f_gen),
             "approved_vs_held_out_real": c2st_accuracy(f_held, f_ok),
             baseline: c2st_accuracy(f_held, f_fit),
+            "bare_base_windows_vs_held_out_real": c2st_accuracy(f_held, f_bare),
         },
         "fid": {"approved_vs_held_out_real": fid(f_held, f_ok), baseline: fid(f_held, f_fit)},
         "kid": {"approved_vs_held_out_real": kid(f_held, f_ok), baseline: kid(f_held, f_fit)},

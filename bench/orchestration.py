@@ -19,16 +19,11 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
+from pipeline.db.engine import scratch_postgres_database
 from pipeline.fitting import register_model_dir
 from pipeline.inspection import Workspace, inspect_camera, open_workspace, orchestrator_for
 
@@ -119,20 +114,6 @@ def workers_rate(root: Path, url: str, n_workers: int, frames: int) -> float:
     return sum(done for done, _ in results) / max(seconds for _, seconds in results)
 
 
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    name = f"qcflow_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,7 +147,7 @@ def main() -> None:
         }
         if args.pg_url:
             for n_workers in (1, 2):
-                with fresh_database(args.pg_url) as url:
+                with scratch_postgres_database(args.pg_url) as url:
                     work_root = root / f"workers-{n_workers}"
                     open_bench_workspace(work_root, model_dir, url, args.frames).engine.dispose()
                     result[f"workers_{n_workers}_frames_per_s"] = workers_rate(

@@ -10,39 +10,27 @@ each other's rows and can run against a shared server.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from pipeline.db.engine import make_engine, make_session_factory, upgrade_to_head
+from pipeline.db.engine import make_engine, make_session_factory, scratch_postgres_database, upgrade_to_head
 
 PG_ENV = "QCFLOW_TEST_PG_URL"
 
 
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
-    """Create a throw-away database on the server in ``QCFLOW_TEST_PG_URL``; yield its URL."""
+    """A throw-away database on the server in ``QCFLOW_TEST_PG_URL``; yields its URL."""
     admin_url = os.environ.get(PG_ENV)
     if not admin_url:
         pytest.skip(f"{PG_ENV} is not set; set it to a PostgreSQL URL to run postgres tests")
-    name = f"qcflow_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_postgres_database(admin_url, "qcflow_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -8,6 +8,7 @@ the two are handled here once, so the repository code is the same for both.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -182,3 +183,23 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def scratch_postgres_database(admin_url: str, prefix: str = "qcflow_scratch") -> Iterator[str]:
+    """A throw-away PostgreSQL database on the server of ``admin_url`` (for tests and benchmarks).
+
+    Yields its URL; the database is dropped afterwards, even if connections are left open.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
