@@ -1,7 +1,7 @@
 """Generator quality on magnetic tile: realism (C2ST, FID/KID), usefulness (Fray recall), speed.
 
     python -m bench.generator_quality --data bench/out/mvtec/magnetic-tile --out bench/out/generator \
-        [--fit-seconds 900] [--model DIR] [--per-class 48]
+        [--fit-seconds 2100] [--model DIR] [--per-class 24]
 
 1. Split the real defect images of every class in half (seeded): the generator
    and the defect-type classifier learn from the first half only; the second
@@ -70,9 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("bench/out/mvtec/magnetic-tile"))
     parser.add_argument("--out", type=Path, default=Path("bench/out/generator"))
-    parser.add_argument("--fit-seconds", type=float, default=900.0)
+    parser.add_argument("--fit-seconds", type=float, default=2100.0)
     parser.add_argument("--model", type=Path, help="a fitted generator folder to reuse")
-    parser.add_argument("--per-class", type=int, default=48, help="generated images per class")
+    parser.add_argument("--per-class", type=int, default=24, help="generated images per class")
     parser.add_argument("--fit-only", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU)")
     args = parser.parse_args()

@@ -55,8 +55,11 @@ def paste_window(image: np.ndarray, window: np.ndarray, mask: np.ndarray, crop: 
     """Scale a generated window back to ``crop`` and blend it in only around the mask (feathered).
 
     The rest of the frame stays byte for byte the real image, so the mask is the ground truth.
+    A grey frame gets a grey defect: a small model's colour cast would give it away at once.
     """
     generated = cv2.resize(window, (crop.side, crop.side), interpolation=cv2.INTER_CUBIC)
+    if _is_grey(crop.cut(image)):
+        generated = cv2.cvtColor(cv2.cvtColor(generated, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     dilate = max(1, crop.side // 64)
     region = cv2.dilate(crop.cut(mask).astype(np.uint8), np.ones((2 * dilate + 1,) * 2, np.uint8))
     weight = cv2.GaussianBlur(region.astype(np.float32), (2 * dilate + 1,) * 2, 0)
@@ -66,3 +69,7 @@ def paste_window(image: np.ndarray, window: np.ndarray, mask: np.ndarray, crop: 
     out = image.copy()
     crop.cut(out)[...] = np.round(blended).astype(np.uint8)
     return out
+
+
+def _is_grey(bgr: np.ndarray) -> bool:
+    return bool(np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2]))

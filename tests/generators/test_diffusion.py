@@ -111,3 +111,14 @@ def test_fit_refuses_a_class_with_no_real_examples(mvtec_dir: Path, tmp_path: Pa
     shutil.rmtree(mvtec_dir / "ground_truth")
     with pytest.raises(DatasetError, match="found \\[\\]"):
         fit_generator(mvtec_dir, "g", tmp_path / "models")
+
+
+def test_a_grey_frame_gets_a_grey_defect(
+    generator: DefectInpaintingGenerator, good_image: np.ndarray
+) -> None:
+    grey = cv2.cvtColor(cv2.cvtColor(good_image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    mask = generator.draw_mask("pit", grey.shape[:2], 2)
+    output = generator(image=grey, mask=mask, defect_class="pit", seed=0, num_inference_steps=2)
+    assert (output.image != grey).any()
+    assert np.array_equal(output.image[..., 0], output.image[..., 1])
+    assert np.array_equal(output.image[..., 1], output.image[..., 2])

@@ -85,7 +85,7 @@ _POSTGRES_DOWN = [
 def _run(statements: dict[str, list[str]]) -> None:
     dialect = op.get_bind().dialect.name
     if dialect not in statements:
-        raise NotImplementedError(f"review gate triggers are written for sqlite and postgresql, not {dialect}")
+        raise NotImplementedError(f"review gate triggers exist for sqlite and postgresql, not {dialect}")
     for statement in statements[dialect]:
         op.execute(statement)
 
