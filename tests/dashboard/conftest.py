@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dashboard.app import create_app
-from dashboard.sample_data import add_models_and_report, add_synthetic_images, fill_line
 from dashboard.settings import DashboardEnvironment
 from pipeline.inspection import Workspace, open_workspace
 from pipeline.users import Role, add_user
 from tests.conftest import write_line_config
+from tests.dashboard.sample_data import add_models_and_report, add_synthetic_images, fill_line
 
 PASSWORD = "correct horse battery"
 LINE = "test"

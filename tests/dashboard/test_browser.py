@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from dashboard.live_server import serve
-from dashboard.sample_data import fill_line
 from pipeline.audit import list_audit
 from pipeline.db.models import InspectionReviewRow, SyntheticImageRow
 from pipeline.overrides import decision_in_force, unreviewed_review_band
 from pipeline.types import Decision
 from tests.dashboard.browser import chromium
 from tests.dashboard.conftest import PASSWORD, Seeded, dashboard_settings
+from tests.dashboard.sample_data import fill_line
 
 pytestmark = pytest.mark.browser
 

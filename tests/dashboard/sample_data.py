@@ -1,4 +1,4 @@
-"""Sample content for a dashboard: simulated parts with plausible findings, synthetic images, a report.
+"""Sample content for dashboard tests: simulated parts with plausible findings, synthetic images, a report.
 
 Used by the dashboard tests and by ``docs/screenshots.py``, so both look at the
 same kind of data a real line produces: frames in the image store, inspections
