@@ -214,6 +214,12 @@ def evaluate(
     model: Annotated[str, typer.Option("--model", help="registered model name (active version)")],
     data: Annotated[Path, typer.Option("--data", help="dataset in MVTec AD layout")],
     out: Annotated[Path, typer.Option("--out", help="folder for metrics.json")],
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Dask worker processes (>1: evaluate-model flow)")
+    ] = 1,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="address of an existing Dask scheduler")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Score DATA's test split with ONNX Runtime and write OUT/metrics.json."""
@@ -225,7 +231,13 @@ def evaluate(
         record = repo.get_active_model(session, model)
     dataset = open_mvtec(data)
     with console.status(f"scoring {len(dataset.test)} test images"):
-        metrics = evaluate_model(Path(record.path), dataset)
+        if workers > 1 or scheduler:
+            _prefect_defaults(ws)
+            from flows.evaluate_model import evaluate_on_dask
+
+            metrics = evaluate_on_dask(Path(record.path), data, out, workers=workers, scheduler=scheduler)
+        else:
+            metrics = evaluate_model(Path(record.path), dataset)
     path = write_metrics(metrics, out)
     table = Table("metric", "value", title=f"{record.name} {record.version} on {data}")
     for key in (

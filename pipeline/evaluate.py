@@ -1,55 +1,88 @@
-"""Score a dataset's test split with a registered model and write metrics.json."""
+"""Score a dataset's test split with a registered model and write metrics.json.
+
+Scoring is split into chunks (``score_chunk``) that are independent of each
+other, so a flow can spread them over processes or machines and ``summarise``
+the results; ``evaluate_model`` runs them one after the other.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.datasets import MVTecDataset
+from pipeline.datasets import DatasetItem, MVTecDataset
 from pipeline.images import read_image, read_mask
 from pipeline.metrics import image_metrics, pixel_auroc
-from pipeline.specialists import anomaly_scorer
+from pipeline.specialists import AnomalyScorer, anomaly_scorer
 
 CHUNK = 32
 
 
-def evaluate_model(model_dir: Path, dataset: MVTecDataset) -> dict[str, Any]:
-    inspector = anomaly_scorer(Path(model_dir))
-    scores: list[float] = []
-    maps: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-    scoring_seconds = 0.0
-    items = dataset.test
-    has_masks = any(i.mask_path for i in items)
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start : start + CHUNK]
-        images = [read_image(i.path) for i in chunk]
-        t0 = time.perf_counter()
-        chunk_maps, chunk_scores = inspector.score_images(images)
-        scoring_seconds += time.perf_counter() - t0
-        scores.extend(float(s) for s in chunk_scores)
-        if has_masks:
-            for item, m in zip(chunk, chunk_maps, strict=True):
-                if item.is_defect and item.mask_path is None:
-                    continue  # defect without a mask: no pixel truth
-                masks.append(
-                    read_mask(item.mask_path, m.shape) if item.mask_path else np.zeros(m.shape, bool)
-                )
-                maps.append(m)
-    is_defect = np.array([i.is_defect for i in items])
-    metrics: dict[str, Any] = image_metrics(np.array(scores), is_defect, inspector.thresholds)
-    metrics["pixel_auroc"] = pixel_auroc(maps, masks) if has_masks else None
-    metrics["images_per_second"] = len(items) / scoring_seconds if scoring_seconds else None
-    metrics["recall_by_defect_type"] = _recall_by_type(dataset, np.array(scores), inspector.thresholds.review)
-    metrics["model_version"] = inspector.version
-    metrics["providers"] = list(inspector.providers)
+@dataclass(frozen=True, slots=True)
+class ScoredChunk:
+    scores: list[float]
+    maps: list[np.ndarray]  # only for items with pixel truth (good parts, defects with a mask)
+    masks: list[np.ndarray]
+    seconds: float  # preprocessing + ONNX scoring, without disk reads
+
+
+@functools.lru_cache(maxsize=2)
+def _scorer(model_dir: str) -> AnomalyScorer:
+    return anomaly_scorer(Path(model_dir))  # one session per process, reused by its chunks
+
+
+def score_chunk(model_dir: Path, items: Sequence[DatasetItem], with_pixels: bool) -> ScoredChunk:
+    scorer = _scorer(str(model_dir))
+    images = [read_image(i.path) for i in items]
+    started = time.perf_counter()
+    maps, scores = scorer.score_images(images)
+    seconds = time.perf_counter() - started
+    kept_maps, masks = [], []
+    if with_pixels:
+        for item, m in zip(items, maps, strict=True):
+            if item.is_defect and item.mask_path is None:
+                continue  # defect without a mask: no pixel truth
+            masks.append(read_mask(item.mask_path, m.shape) if item.mask_path else np.zeros(m.shape, bool))
+            kept_maps.append(m)
+    return ScoredChunk([float(s) for s in scores], kept_maps, masks, seconds)
+
+
+def chunks_of(dataset: MVTecDataset, size: int = CHUNK) -> list[tuple[DatasetItem, ...]]:
+    return [dataset.test[i : i + size] for i in range(0, len(dataset.test), size)]
+
+
+def summarise(model_dir: Path, dataset: MVTecDataset, chunks: Sequence[ScoredChunk]) -> dict[str, Any]:
+    """metrics.json content from the chunks' results, in dataset order."""
+    scorer = _scorer(str(model_dir))
+    scores = np.array([s for c in chunks for s in c.scores])
+    is_defect = np.array([i.is_defect for i in dataset.test])
+    seconds = sum(c.seconds for c in chunks)
+    metrics: dict[str, Any] = image_metrics(scores, is_defect, scorer.thresholds)
+    has_masks = any(i.mask_path for i in dataset.test)
+    metrics["pixel_auroc"] = (
+        pixel_auroc([m for c in chunks for m in c.maps], [m for c in chunks for m in c.masks])
+        if has_masks
+        else None
+    )
+    metrics["images_per_second"] = len(scores) / seconds if seconds else None
+    metrics["recall_by_defect_type"] = _recall_by_type(dataset, scores, scorer.thresholds.review)
+    metrics["model_version"] = scorer.version
+    metrics["providers"] = list(scorer.providers)
     metrics["dataset"] = str(dataset.root)
     return metrics
+
+
+def evaluate_model(model_dir: Path, dataset: MVTecDataset) -> dict[str, Any]:
+    with_pixels = any(i.mask_path for i in dataset.test)
+    return summarise(model_dir, dataset, [score_chunk(model_dir, c, with_pixels) for c in chunks_of(dataset)])
 
 
 def _recall_by_type(dataset: MVTecDataset, scores: np.ndarray, review: float) -> dict[str, float]:

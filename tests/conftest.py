@@ -112,3 +112,25 @@ def workspace(tmp_path: Path, anomaly_model_dir: Path):  # type: ignore[no-untyp
     register_model_dir(ws, anomaly_model_dir)
     yield ws
     ws.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def mvtec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MVTec-layout dataset of simulated parts (good, crack and pit, with masks)."""
+    import cv2
+
+    from pipeline.simulate import SimulationSettings, render_part
+
+    root = tmp_path_factory.mktemp("mvtec")
+    sim = SimulationSettings(size=256, seed=11)
+    layout = [("train/good", None, range(0, 24)), ("test/good", None, range(100, 110))]
+    layout += [(f"test/{k}", k, range(200 + 10 * i, 205 + 10 * i)) for i, k in enumerate(("crack", "pit"))]
+    for folder, kind, indices in layout:
+        (root / folder).mkdir(parents=True)
+        for i in indices:
+            part = render_part(sim, i, defect=kind)
+            cv2.imwrite(str(root / folder / f"{i:03d}.png"), part.image)
+            if kind:
+                (root / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / "ground_truth" / kind / f"{i:03d}_mask.png"), part.mask)
+    return root

@@ -5,31 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.simulate import SimulationSettings, render_part
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def mvtec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mvtec")
-    sim = SimulationSettings(size=256, seed=11)
-    layout = [("train/good", None, range(0, 24)), ("test/good", None, range(100, 110))]
-    layout += [(f"test/{k}", k, range(200 + 10 * i, 205 + 10 * i)) for i, k in enumerate(("crack", "pit"))]
-    for folder, kind, indices in layout:
-        (root / folder).mkdir(parents=True)
-        for i in indices:
-            part = render_part(sim, i, defect=kind)
-            cv2.imwrite(str(root / folder / f"{i:03d}.png"), part.image)
-            if kind:
-                (root / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(root / "ground_truth" / kind / f"{i:03d}_mask.png"), part.mask)
-    return root
 
 
 def test_fit_then_evaluate_writes_metrics(mvtec_dir: Path, tmp_path: Path) -> None:
