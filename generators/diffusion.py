@@ -127,7 +127,21 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class DefectInpaintingGenerator:
+class CardNamed:
+    """Generators are named and versioned by the card saved with their weights."""
+
+    card: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.card.name)
+
+    @property
+    def version(self) -> str:
+        return str(self.card.version)
+
+
+class DefectInpaintingGenerator(CardNamed):
     """Inpaints a defect of a known class into a real good image, inside a given mask."""
 
     def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler, masks: MaskSampler, card: GeneratorCard):
@@ -135,14 +149,6 @@ class DefectInpaintingGenerator:
         self.scheduler = scheduler
         self.masks = masks
         self.card = card
-
-    @property
-    def name(self) -> str:
-        return self.card.name
-
-    @property
-    def version(self) -> str:
-        return self.card.version
 
     def class_stats(self, defect_class: str) -> dict[str, float] | None:
         """Grey level and contrast of the real defects of a class (for the pre-screen's realism)."""

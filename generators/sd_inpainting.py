@@ -23,7 +23,7 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint impo
 from PIL import Image
 
 from generators.crops import crop_around, paste_window, resize_square
-from generators.diffusion import CARD_FILE, MASKS_FILE, InpaintingOutput
+from generators.diffusion import CARD_FILE, MASKS_FILE, CardNamed, InpaintingOutput
 from generators.masks import MaskSampler
 from pipeline.datasets import digest_files
 from pipeline.errors import DatasetError, ModelContractError
@@ -83,21 +83,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class StableDiffusionInpaintingGenerator:
+class StableDiffusionInpaintingGenerator(CardNamed):
     """Prompted inpainting of one defect into a real good image, inside a given mask."""
 
     def __init__(self, pipeline: StableDiffusionInpaintPipeline, masks: MaskSampler, card: SDInpaintingCard):
         self.pipeline = pipeline
         self.masks = masks
         self.card = card
-
-    @property
-    def name(self) -> str:
-        return self.card.name
-
-    @property
-    def version(self) -> str:
-        return self.card.version
 
     def class_stats(self, defect_class: str) -> dict[str, float] | None:
         return None  # no real-defect statistics for a pipeline fitted elsewhere
