@@ -45,4 +45,5 @@ def evaluate_on_dask(
         if scheduler
         else DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
     )
-    return evaluate_model_flow.with_options(task_runner=runner)(str(model_dir), str(data), str(out_dir))
+    flow_on_dask = evaluate_model_flow.with_options(task_runner=runner)  # type: ignore[arg-type]  # prefect-dask's generic is narrower than Prefect's stub
+    return flow_on_dask(str(model_dir), str(data), str(out_dir))

@@ -16,6 +16,7 @@ from pipeline.db.model_registry import ModelRecord
 from pipeline.inspection import Workspace
 from pipeline.simulate import SimulationSettings
 
+
 def _training(module: str = "inspectors.training.fit_anomaly") -> Any:
     try:
         return importlib.import_module(module)
@@ -62,7 +63,9 @@ def fit_from_simulation(
     return register_model_dir(ws, model_dir)
 
 
-def fit_classifier_from_dataset(ws: Workspace, data: Path, name: str, *, activate: bool = True) -> ModelRecord:
+def fit_classifier_from_dataset(
+    ws: Workspace, data: Path, name: str, *, activate: bool = True
+) -> ModelRecord:
     """Fit the defect-type classifier on the defect folders of ``data`` and register it."""
     training = _training("inspectors.training.classifier")
     model_dir, _ = training.fit_classifier(data, name, ws.models_root)

@@ -104,12 +104,12 @@ def build_orchestrator(line: LineConfig, model_dirs: Mapping[str, Path]) -> Orch
         thresholds = scorer.thresholds
     if specialists.classifier is not None and specialists.classifier.enabled:
         clf = specialists.classifier
-        inspectors.append(inspector_class("classifier")(model_dirs[clf.model], classes=clf.classes))  # type: ignore[call-arg]
+        inspectors.append(inspector_class("classifier")(model_dirs[clf.model], classes=clf.classes))
     if specialists.ocr is not None and specialists.ocr.enabled:
         ocr = specialists.ocr
         inspectors.append(
             inspector_class("ocr")(roi=ocr.roi, pattern=ocr.pattern, min_confidence=ocr.min_confidence)
-        )  # type: ignore[call-arg]
+        )
     describe = describer() if specialists.describe is not None and specialists.describe.enabled else None
     identity = {
         "specialists": specialists.model_dump(mode="json"),

@@ -7,9 +7,9 @@ Specialists are imported lazily by name so that ``pipeline`` never imports
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -67,17 +67,21 @@ class AnomalyScorer(Inspector, Protocol):
 
 
 def anomaly_scorer(model_dir: Path, **options: object) -> AnomalyScorer:
-    return inspector_class("anomaly")(model_dir, **options)  # type: ignore[call-arg,return-value]
+    scorer: AnomalyScorer = inspector_class("anomaly")(model_dir, **options)
+    return scorer
 
 
 def describer() -> Describer:
-    return inspector_class("describe")()  # type: ignore[return-value]
+    made: Describer = inspector_class("describe")()
+    return made
 
 
-def inspector_class(name: str) -> type[Inspector]:
+def inspector_class(name: str) -> Callable[..., Any]:
+    """The specialist class registered under ``name``, imported on first use."""
     try:
         target = INSPECTORS[name]
     except KeyError as exc:
         raise ConfigError(f"unknown specialist {name!r}; known: {sorted(INSPECTORS)}") from exc
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    factory: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    return factory

@@ -78,6 +78,11 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
 class PatchCoreScorer(nn.Module):
     """image (N,3,H,W) -> anomaly_map (N,1,H,W), score (N,) — the exported graph."""
 
+    bank: torch.Tensor  # registered buffers, declared for type checkers
+    bank_sq: torch.Tensor
+    kx: torch.Tensor
+    ky: torch.Tensor
+
     def __init__(self, features: PatchFeatures, bank: torch.Tensor, image_size: int, sigma: float):
         super().__init__()
         self.features = features

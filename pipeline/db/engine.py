@@ -150,9 +150,7 @@ def upgrade_to_head(url: str | URL | Engine) -> None:
     try:
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY}
-                )
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "heads")

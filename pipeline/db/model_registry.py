@@ -62,9 +62,7 @@ def _activate(session: Session, row: ModelRow) -> None:
     session.flush()
 
 
-def register_model(
-    session: Session, record: ModelRecord, *, activate: bool | None = None
-) -> ModelRecord:
+def register_model(session: Session, record: ModelRecord, *, activate: bool | None = None) -> ModelRecord:
     """Register a model version; with ``activate`` (default: ``record.active``) it
     becomes the only active version of its name.
 

@@ -127,9 +127,7 @@ class CameraRow(Base):
     __table_args__ = (UniqueConstraint("line_id", "camera_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    line_id: Mapped[str] = mapped_column(
-        String(ID), ForeignKey("lines.line_id", ondelete="CASCADE")
-    )
+    line_id: Mapped[str] = mapped_column(String(ID), ForeignKey("lines.line_id", ondelete="CASCADE"))
     camera_id: Mapped[str] = mapped_column(String(ID))
     source_uri: Mapped[str] = mapped_column(String(URI))
     mm_per_px: Mapped[float | None] = mapped_column(Float)
@@ -152,9 +150,7 @@ class FrameRow(Base):
     store_path: Mapped[str] = mapped_column(String(URI))
     created_at: Mapped[datetime] = _created_at()
 
-    inspections: Mapped[list[InspectionRow]] = relationship(
-        back_populates="frame", passive_deletes=True
-    )
+    inspections: Mapped[list[InspectionRow]] = relationship(back_populates="frame", passive_deletes=True)
 
 
 class FrameErrorRow(Base):
@@ -232,9 +228,7 @@ class InspectionReviewRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    inspection_id: Mapped[int] = mapped_column(
-        ForeignKey("inspections.id", ondelete="CASCADE"), index=True
-    )
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), index=True)
     decision: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(Text)
     user_name: Mapped[str] = mapped_column(String(NAME))
@@ -248,9 +242,7 @@ class FindingRow(Base):
     __table_args__ = (CheckConstraint(_in("kind", FINDING_KINDS), name="kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    inspection_id: Mapped[int] = mapped_column(
-        ForeignKey("inspections.id", ondelete="CASCADE"), index=True
-    )
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), index=True)
     specialist: Mapped[str] = mapped_column(String(NAME))
     model_version: Mapped[str] = mapped_column(String(NAME))
     kind: Mapped[str] = mapped_column(String(32))

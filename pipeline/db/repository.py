@@ -152,9 +152,7 @@ def ensure_camera(
         lambda: session.scalar(
             select(CameraRow).where(CameraRow.line_id == line_id, CameraRow.camera_id == camera_id)
         ),
-        lambda: CameraRow(
-            line_id=line_id, camera_id=camera_id, source_uri=source_uri, mm_per_px=mm_per_px
-        ),
+        lambda: CameraRow(line_id=line_id, camera_id=camera_id, source_uri=source_uri, mm_per_px=mm_per_px),
     )
     if (row.source_uri, row.mm_per_px) != (source_uri, mm_per_px):
         row.source_uri, row.mm_per_px = source_uri, mm_per_px
@@ -356,9 +354,7 @@ def decision_counts(session: Session, line_id: str | None = None) -> dict[Decisi
     """How many inspections ended in each decision; every decision is a key, even at 0."""
     stmt = select(InspectionRow.decision, func.count()).group_by(InspectionRow.decision)
     if line_id is not None:
-        stmt = stmt.join(FrameRow, InspectionRow.frame_id == FrameRow.id).where(
-            FrameRow.line_id == line_id
-        )
+        stmt = stmt.join(FrameRow, InspectionRow.frame_id == FrameRow.id).where(FrameRow.line_id == line_id)
     counts = dict.fromkeys(Decision, 0)
     for decision, n in session.execute(stmt).tuples():
         counts[Decision(decision)] = n
@@ -394,9 +390,7 @@ def get_watermark(session: Session, line_id: str, camera_id: str, source_uri: st
     return None if row is None else row.watermark
 
 
-def set_watermark(
-    session: Session, line_id: str, camera_id: str, source_uri: str, watermark: str
-) -> None:
+def set_watermark(session: Session, line_id: str, camera_id: str, source_uri: str, watermark: str) -> None:
     """Record where reading of this source has got to (insert or update)."""
     row = _get_or_insert(
         session,

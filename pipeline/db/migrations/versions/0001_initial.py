@@ -75,9 +75,7 @@ def upgrade() -> None:
         sa.Column("height", sa.Integer(), nullable=False),
         _str("store_path", 1024),
         _ts("created_at"),
-        sa.ForeignKeyConstraint(
-            ["line_id"], ["lines.line_id"], name=op.f("fk_frames_line_id_lines")
-        ),
+        sa.ForeignKeyConstraint(["line_id"], ["lines.line_id"], name=op.f("fk_frames_line_id_lines")),
         sa.UniqueConstraint("sha256", name=op.f("uq_frames_sha256")),
     )
     op.create_index("ix_frames_line_id_captured_at", "frames", ["line_id", "captured_at"])
@@ -118,18 +116,14 @@ def upgrade() -> None:
         _str("flow_run_id", 64, nullable=True),
         _str("heatmap_sha256", 64, nullable=True),
         _ts("created_at"),
-        sa.CheckConstraint(
-            "decision IN ('PASS', 'FAIL', 'REVIEW')", name=op.f("ck_inspections_decision")
-        ),
+        sa.CheckConstraint("decision IN ('PASS', 'FAIL', 'REVIEW')", name=op.f("ck_inspections_decision")),
         sa.ForeignKeyConstraint(
             ["frame_id"],
             ["frames.id"],
             name=op.f("fk_inspections_frame_id_frames"),
             ondelete="CASCADE",
         ),
-        sa.UniqueConstraint(
-            "frame_id", "config_hash", name=op.f("uq_inspections_frame_id_config_hash")
-        ),
+        sa.UniqueConstraint("frame_id", "config_hash", name=op.f("uq_inspections_frame_id_config_hash")),
     )
     op.create_index("ix_inspections_created_at", "inspections", ["created_at"])
     op.create_index("ix_inspections_decision", "inspections", ["decision"])
@@ -232,9 +226,7 @@ def upgrade() -> None:
             ["synthetic_images.id"],
             name=op.f("fk_suite_items_synthetic_image_id_synthetic_images"),
         ),
-        sa.UniqueConstraint(
-            "suite_id", "image_sha256", name=op.f("uq_suite_items_suite_id_image_sha256")
-        ),
+        sa.UniqueConstraint("suite_id", "image_sha256", name=op.f("uq_suite_items_suite_id_image_sha256")),
     )
     _create(
         "reports",
@@ -246,9 +238,7 @@ def upgrade() -> None:
         _str("created_by", 200),
         _ts("created_at"),
         _str("path", 1024),
-        sa.ForeignKeyConstraint(
-            ["suite_id"], ["suites.id"], name=op.f("fk_reports_suite_id_suites")
-        ),
+        sa.ForeignKeyConstraint(["suite_id"], ["suites.id"], name=op.f("fk_reports_suite_id_suites")),
     )
     _create(
         "users",
