@@ -134,6 +134,19 @@ class FeedItem:
         return [f for f in self.findings if f.box is not None]
 
     @property
+    def anomaly_regions(self) -> list[FindingView]:
+        return [f for f in self.regions if f.kind == FindingKind.ANOMALY.value]
+
+    @property
+    def other_labels(self) -> list[str]:
+        """Labels of the other specialists (text, defect type, errors) for the feed's summary."""
+        return [
+            f.label or f.kind
+            for f in self.findings
+            if f.kind not in (FindingKind.ANOMALY.value, FindingKind.DESCRIPTION.value)
+        ]
+
+    @property
     def descriptions(self) -> list[str]:
         return [f.text for f in self.findings if f.kind == FindingKind.DESCRIPTION.value and f.text]
 
