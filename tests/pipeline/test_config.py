@@ -90,7 +90,7 @@ def test_shipped_demo_line_has_the_documented_settings() -> None:
     demo = load_line(DEFAULT_CONFIG_DIR, "demo")
     assert isinstance(demo, LineConfig)
     assert demo.schedule.interval_seconds == 60 and demo.schedule.cron is None
-    assert demo.batch_size == 64
+    assert demo.batch_size == 512
     cam = demo.camera("cam1")
     assert cam.source.startswith("sim://") and cam.mm_per_px == 0.25
     assert demo.specialists.anomaly.enabled and demo.specialists.anomaly.model == "demo-anomaly"
