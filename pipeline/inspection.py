@@ -27,7 +27,7 @@ from pipeline.db.engine import check_connection, default_database_url, make_engi
 from pipeline.orchestrator import Orchestrator, build_orchestrator
 from pipeline.sources import Pulled, open_source
 from pipeline.storage import ImageStore
-from pipeline.types import Decision, Frame, InspectionResult
+from pipeline.types import Frame, InspectionResult
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +206,3 @@ def _store_heatmap(store: ImageStore, result: InspectionResult, orchestrator: Or
     if not heatmaps or orchestrator.thresholds is None:
         return None
     return store.put_heatmap(heatmaps[0], scale=orchestrator.thresholds.fail * 1.25)
-
-
-def decision_totals(ws: Workspace, line_id: str) -> dict[Decision, int]:
-    with ws.session() as session:
-        return repo.decision_counts(session, line_id)
