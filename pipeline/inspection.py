@@ -23,7 +23,13 @@ from sqlalchemy.orm import Session
 
 from pipeline.config import Environment, LineConfig, load_line
 from pipeline.db import repository as repo
-from pipeline.db.engine import check_connection, default_database_url, make_engine, upgrade_to_head
+from pipeline.db.engine import (
+    check_connection,
+    default_database_url,
+    make_engine,
+    make_session_factory,
+    upgrade_to_head,
+)
 from pipeline.orchestrator import Orchestrator, build_orchestrator
 from pipeline.sources import Pulled, open_source
 from pipeline.storage import ImageStore
@@ -55,7 +61,7 @@ class Workspace:
         return self.data_dir / "models"
 
     def session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+        return make_session_factory(self.engine)()
 
     def line(self, line_id: str) -> LineConfig:
         return load_line(self.config_dir, line_id)
