@@ -33,6 +33,7 @@ class ModelCard:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["preprocessing"] = self.preprocessing.to_json()
+        data["thresholds"] = self.thresholds.as_json()
         return data
 
     def save(self, model_dir: Path) -> Path:
@@ -51,7 +52,7 @@ class ModelCard:
             raise ModelContractError(f"{path}: not valid JSON ({exc})") from exc
         try:
             data["preprocessing"] = Preprocessing.from_json(data["preprocessing"])
-            data["thresholds"] = Thresholds(**data["thresholds"])
+            data["thresholds"] = Thresholds.from_json(data["thresholds"])
             return cls(**data)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelContractError(f"{path}: invalid model card: {exc}") from exc
