@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline.db import repository as repo
+from pipeline.decide import Thresholds
 from pipeline.errors import ConfigError, QCError
 from pipeline.generate_cli import register_generation_commands
 from pipeline.inspection import Workspace, open_workspace
@@ -65,6 +66,14 @@ def _prefect_defaults(ws: Workspace) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     for name in ("httpx", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _calibration_summary(thresholds: dict[str, Any]) -> str | None:
+    """How a registered model's thresholds were calibrated, in one line; None when not recorded."""
+    if "review" not in thresholds:
+        return None
+    calibration = Thresholds.from_json(thresholds).calibration
+    return None if calibration is None else calibration.describe()
 
 
 def _run_flow_with_progress(ws: Workspace, line_id: str, total: int, **flow_args: Any) -> dict[str, Any]:
@@ -129,7 +138,10 @@ def demo(
     line = ws.line("demo")
     console.print(f"data folder [cyan]{ws.data_dir}[/], database [cyan]{ws.database_url}[/]")
     record = ensure_demo_model(ws, line, console)
-    console.print(f"model [cyan]{record.name} {record.version}[/] thresholds {record.thresholds}")
+    console.print(
+        f"model [cyan]{record.name} {record.version}[/] thresholds review "
+        f"{record.thresholds['review']:.3f} fail {record.thresholds['fail']:.3f}"
+    )
     outcome = _run_flow_with_progress(ws, line.line_id, frames)
     summarise(ws, line, outcome, console)
 
@@ -167,6 +179,21 @@ def fit_anomaly(
     bank_size: Annotated[int, typer.Option("--bank-size", min=64)] = 4096,
     image_size: Annotated[int, typer.Option("--image-size", min=64)] = 224,
     activate: Annotated[bool, typer.Option(help="make this version the active one")] = True,
+    calibration_defects: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration-defects",
+            help="defective images that also set the review threshold: a folder (DIR/*, DIR/<type>/*) "
+            "or an MVTec-layout folder (its test/<type>/*); keep them apart from evaluation images",
+        ),
+    ] = None,
+    allow_evaluation_overlap: Annotated[
+        bool,
+        typer.Option(
+            "--allow-evaluation-overlap",
+            help="accept calibration defects that are also in DATA/test (evaluation becomes optimistic)",
+        ),
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Fit a PatchCore-style anomaly model on DATA/train/good, export ONNX, calibrate, register."""
@@ -175,7 +202,14 @@ def fit_anomaly(
     ws = open_workspace(data_dir)
     with console.status(f"fitting {name} on {data}"):
         record = fit_from_dataset(
-            ws, data, name, activate=activate, bank_size=bank_size, image_size=image_size
+            ws,
+            data,
+            name,
+            activate=activate,
+            calibration_defects=calibration_defects,
+            allow_evaluation_overlap=allow_evaluation_overlap,
+            bank_size=bank_size,
+            image_size=image_size,
         )
     training = record.metrics["training"]
     console.print(
@@ -185,6 +219,7 @@ def fit_anomaly(
         f"thresholds review {record.thresholds['review']:.3f} fail {record.thresholds['fail']:.3f} "
         f"(calibrated on {training['n_calibration_images']} held-out good images)"
     )
+    console.print(_calibration_summary(record.thresholds) or "")
 
 
 @fit_app.command("classifier")
@@ -288,6 +323,9 @@ def models_show(name: str, data_dir: DataDir = None) -> None:
             "metrics": record.metrics,
         }
     )
+    summary = _calibration_summary(record.thresholds)
+    if summary:
+        console.print(summary)
 
 
 @models_app.command("activate")

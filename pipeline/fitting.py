@@ -44,12 +44,30 @@ def register_model_dir(ws: Workspace, model_dir: Path, *, activate: bool = True)
 
 
 def fit_from_dataset(
-    ws: Workspace, data: Path, name: str, *, activate: bool = True, **options: Any
+    ws: Workspace,
+    data: Path,
+    name: str,
+    *,
+    activate: bool = True,
+    calibration_defects: Path | None = None,
+    allow_evaluation_overlap: bool = False,
+    **options: Any,
 ) -> ModelRecord:
-    """Fit on ``data/train/good`` (MVTec layout), calibrate on a held-out share, register."""
+    """Fit on ``data/train/good`` (MVTec layout), calibrate on a held-out share, register.
+
+    ``calibration_defects`` (a folder of defective images) also sets the review threshold;
+    images that are in ``data/test`` are refused unless ``allow_evaluation_overlap``.
+    """
     training = _training()
     settings = training.PatchCoreSettings(**options)
-    model_dir, _ = training.fit_anomaly(training.request_from_mvtec(data, name, settings), ws.models_root)
+    request = training.request_from_mvtec(
+        data,
+        name,
+        settings,
+        calibration_defects=calibration_defects,
+        allow_evaluation_overlap=allow_evaluation_overlap,
+    )
+    model_dir, _ = training.fit_anomaly(request, ws.models_root)
     return register_model_dir(ws, model_dir, activate=activate)
 
 

@@ -21,16 +21,30 @@ from inspectors.anomaly import AnomalyInspector
 from inspectors.model_card import ONNX_FILE, ModelCard
 from inspectors.preprocess import to_model_input
 from inspectors.training.patchcore import PatchCoreScorer, PatchCoreSettings, fit_patchcore
-from pipeline.datasets import digest_files, open_mvtec
+from pipeline.datasets import GOOD, MVTecDataset, digest_files, open_mvtec
 from pipeline.decide import Thresholds, calibrate_thresholds
-from pipeline.errors import ModelContractError
-from pipeline.images import encode_png, read_image
+from pipeline.errors import DatasetError, ModelContractError
+from pipeline.images import IMAGE_SUFFIXES, encode_png, read_image
 from pipeline.simulate import SimulationSettings, render_part
 from pipeline.types import sha256_hex
 
 log = logging.getLogger(__name__)
 
 PARITY_TOLERANCE = 1e-3  # max |onnx - torch| relative to the largest torch score
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationDefects:
+    """Labelled defective images that set the review threshold (see ``calibrate_thresholds``)."""
+
+    images: list[np.ndarray] = field(repr=False)
+    digest: str
+    source: str
+    n_in_evaluation: int = 0  # also in the dataset's test split: accepted only when asked for
+
+    def __post_init__(self) -> None:
+        if not self.images:
+            raise DatasetError(f"{self.source}: no calibration defect images")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +57,8 @@ class FitRequest:
     settings: PatchCoreSettings = PatchCoreSettings()
     target_false_reject: float = 0.01
     target_review_rate: float = 0.05
+    calibration_defects: CalibrationDefects | None = None  # None: calibrate on good images only
+    target_escape: float = 0.01
 
 
 def export_onnx(scorer: PatchCoreScorer, path: Path, image_size: int) -> None:
@@ -114,10 +130,13 @@ def export_and_calibrate(
     if parity["max_rel_diff"] > PARITY_TOLERANCE:
         raise ModelContractError(f"{onnx_path}: ONNX differs from torch beyond tolerance: {parity}")
     _, calib_scores = inspector.score_images(request.calibration_images)
+    defects = request.calibration_defects
     thresholds = calibrate_thresholds(
         calib_scores,
+        None if defects is None else inspector.score_images(defects.images)[1],
         target_false_reject=request.target_false_reject,
         target_review_rate=request.target_review_rate,
+        target_escape=request.target_escape,
     )
     training: dict[str, Any] = {
         "data_digest": request.training_digest,
@@ -129,6 +148,13 @@ def export_and_calibrate(
         "feature_dim": int(scorer.bank.shape[1]),
         "settings": {k: getattr(settings, k) for k in settings.__slots__},
     }
+    if defects is not None:
+        training["calibration_defects"] = {
+            "source": defects.source,
+            "digest": defects.digest,
+            "n_images": len(defects.images),
+            "n_in_evaluation_split": defects.n_in_evaluation,
+        }
     card = replace(card, thresholds=thresholds, training=training, parity=parity)
     card.save(model_dir)
     log.info("fitted %s %s in %.1fs; thresholds %s", card.name, version, fit_seconds, thresholds)
@@ -143,8 +169,77 @@ def split_calibration(paths: list[Path], every: int = 10, minimum: int = 8) -> t
     return [p for p in paths if p not in held], calib
 
 
-def request_from_mvtec(root: Path, name: str, settings: PatchCoreSettings, **kwargs: Any) -> FitRequest:
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def calibration_defect_paths(folder: Path) -> list[Path]:
+    """Defective images in ``folder``: MVTec layout (a ``test`` folder) gives ``test/<defect_type>/*``,
+    any other folder its images and those of its sub-folders; folders named ``good`` never count."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: calibration defect folder not found")
+    top = folder / "test" if (folder / "test").is_dir() else folder
+    paths = [] if top != folder else _image_files(folder)
+    for sub in sorted(p for p in top.iterdir() if p.is_dir() and p.name != GOOD):
+        paths += _image_files(sub)
+    if not paths:
+        where = "test/<defect_type>/*" if top != folder else "* or <defect_type>/*"
+        raise DatasetError(f"{folder}: no defective images found (looked for {where}, {GOOD} excluded)")
+    return paths
+
+
+def load_calibration_defects(
+    folder: Path, evaluation: MVTecDataset | None = None, *, allow_evaluation_overlap: bool = False
+) -> CalibrationDefects:
+    """Read the defect images; refuse any that are also in ``evaluation``'s test split.
+
+    Thresholds tuned on the images an evaluation scores make that evaluation's escape rate
+    look better than the line will see, so overlap (same file or same bytes) is refused unless
+    ``allow_evaluation_overlap`` says the caller accepts that.
+    """
+    paths = calibration_defect_paths(folder)
+    overlap = 0
+    if evaluation is not None and evaluation.test:
+        held = {sha256_hex(item.path.read_bytes()) for item in evaluation.test}
+        shared = [p for p in paths if sha256_hex(p.read_bytes()) in held]
+        overlap = len(shared)
+        if shared and not allow_evaluation_overlap:
+            raise DatasetError(
+                f"{folder}: {len(shared)} of {len(paths)} calibration defect images (e.g. {shared[0]}) are "
+                f"also in {evaluation.root / 'test'}, the images an evaluation of this dataset scores; "
+                "thresholds tuned on them make that evaluation's escape rate optimistic. Use defects kept "
+                "apart from evaluation, or allow the overlap explicitly (--allow-evaluation-overlap)"
+            )
+        if shared:
+            log.warning("%d calibration defect images are also in %s/test", len(shared), evaluation.root)
+    return CalibrationDefects(
+        images=[read_image(p) for p in paths],
+        digest=digest_files(paths),
+        source=str(Path(folder).resolve()),
+        n_in_evaluation=overlap,
+    )
+
+
+def request_from_mvtec(
+    root: Path,
+    name: str,
+    settings: PatchCoreSettings,
+    *,
+    calibration_defects: Path | None = None,
+    allow_evaluation_overlap: bool = False,
+    **kwargs: Any,
+) -> FitRequest:
+    """Fit on ``root/train/good`` (a held-out share calibrates); ``calibration_defects``, a folder of
+    defective images, sets the review threshold too (never images of ``root/test`` unless allowed)."""
     dataset = open_mvtec(root, need_test=False)
+    defects = (
+        None
+        if calibration_defects is None
+        else load_calibration_defects(
+            calibration_defects, dataset, allow_evaluation_overlap=allow_evaluation_overlap
+        )
+    )
     fit_paths, calib_paths = split_calibration(list(dataset.train_good))
     return FitRequest(
         name=name,
@@ -153,6 +248,7 @@ def request_from_mvtec(root: Path, name: str, settings: PatchCoreSettings, **kwa
         training_digest=digest_files(list(dataset.train_good)),
         source=str(Path(root).resolve()),
         settings=settings,
+        calibration_defects=defects,
         **kwargs,
     )
 

@@ -1,0 +1,107 @@
+"""``qcflow fit anomaly --calibration-defects``: defects from their own folder set the review
+threshold, the figures reach model.json, the registry and ``models show``; the evaluation split
+is never used for calibration unless asked for."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+from typer.testing import CliRunner
+
+from inspectors.model_card import ModelCard
+from pipeline.cli import app
+from pipeline.db import repository as repo
+from pipeline.inspection import open_workspace
+from pipeline.simulate import SimulationSettings, render_part
+
+runner = CliRunner()
+
+
+def flat(output: str) -> str:
+    """The console wraps long lines; compare words, not line breaks."""
+    return " ".join(output.split())
+
+
+def defect_folder(root: Path) -> Path:
+    """Defective parts of the same simulated product as ``mvtec_dir``, from indices it does not use."""
+    sim = SimulationSettings(size=256, seed=11)
+    for i, kind in enumerate(("crack", "pit") * 4):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / kind / f"{300 + i:03d}.png"), render_part(sim, 300 + i, defect=kind).image)
+    return root
+
+
+def test_fit_with_calibration_defects_records_what_set_each_threshold(
+    mvtec_dir: Path, tmp_path: Path
+) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    defects = defect_folder(tmp_path / "defects")
+    fit = runner.invoke(
+        app,
+        ["fit", "anomaly", "--data", str(mvtec_dir), "--name", "cal", "--bank-size", "128"]
+        + ["--calibration-defects", str(defects), *data],
+    )
+    assert fit.exit_code == 0, fit.output
+    assert "8 defective images" in flat(fit.output) and "escape" in fit.output
+    ws = open_workspace(tmp_path / "data")
+    with ws.session() as session:
+        record = repo.get_active_model(session, "cal")
+    card = ModelCard.load(Path(record.path))
+    calibration = card.thresholds.calibration
+    assert calibration is not None
+    assert (calibration.n_defect, calibration.target_escape) == (8, 0.01)
+    assert calibration.n_good == card.training["n_calibration_images"]
+    assert card.training["calibration_defects"]["n_images"] == 8
+    assert card.training["calibration_defects"]["n_in_evaluation_split"] == 0
+    # the registry row carries the same record, with the intervals
+    stored = record.thresholds["calibration"]
+    assert stored == json.loads((Path(record.path) / "model.json").read_text())["thresholds"]["calibration"]
+    for figure in ("false_reject", "review_rate", "escape"):
+        assert {"events", "n", "value", "low", "high", "method"} <= stored[figure].keys()
+    assert stored["rules"]["review"] == calibration.review_rule
+    # what the record says was achieved is what the thresholds do to those scores
+    escaped = stored["escape"]["events"]
+    assert stored["escape_target_met"] is (escaped == 0)  # 1% of 8 defects: none may escape
+    shown = runner.invoke(app, ["models", "show", "cal", *data])
+    assert shown.exit_code == 0, shown.output
+    assert '"calibration"' in shown.output and "8 defective images" in flat(shown.output)
+
+
+def test_calibrating_on_the_evaluation_split_is_refused(mvtec_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "anomaly",
+            "--data",
+            str(mvtec_dir),
+            "--name",
+            "leak",
+            "--calibration-defects",
+            str(mvtec_dir),
+        ]
+        + ["--data-dir", str(tmp_path / "data")],
+    )
+    assert result.exit_code == 2, result.output
+    assert "DatasetError" in result.output and "allow-evaluation-overlap" in flat(result.output)
+
+
+def test_empty_calibration_defect_folder_is_a_clear_error(mvtec_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "none").mkdir()
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "anomaly",
+            "--data",
+            str(mvtec_dir),
+            "--name",
+            "x",
+            "--calibration-defects",
+            str(tmp_path / "none"),
+        ]
+        + ["--data-dir", str(tmp_path / "data")],
+    )
+    assert result.exit_code == 2 and "no defective images" in flat(result.output)
