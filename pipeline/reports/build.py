@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.decide import Thresholds
 from pipeline.errors import DatasetError
 from pipeline.images import decode_image
 from pipeline.inspection import Workspace
@@ -196,7 +197,7 @@ def _document(
             {
                 "name": r.scored.model_name,
                 "version": r.scored.model_version,
-                "thresholds": {"review": r.scored.thresholds.review, "fail": r.scored.thresholds.fail},
+                "thresholds": _thresholds(r.scored.thresholds),
                 "latency": asdict(r.scored.latency),
                 "groups": {name: g.as_json() for name, g in r.groups.items()},
             }
@@ -218,6 +219,17 @@ def _document(
             }
             for k, item in enumerate(suite.items)
         ],
+    }
+
+
+def _thresholds(thresholds: Thresholds) -> dict[str, Any]:
+    """The thresholds and, when the model calibrated them, on what and with what result."""
+    calibration = thresholds.calibration
+    return {
+        "review": thresholds.review,
+        "fail": thresholds.fail,
+        "calibration": None if calibration is None else calibration.as_json(),
+        "calibration_summary": None if calibration is None else calibration.describe(),
     }
 
 
