@@ -24,7 +24,7 @@ from inspectors.preprocess import Preprocessing, mask_box, region_crop, to_model
 from inspectors.training.efficientnet_lite import (
     IMAGENET_LITE_MEAN,
     IMAGENET_LITE_STD,
-    EfficientNetLite0,
+    EfficientNetLite,
     load_pretrained,
 )
 from pipeline.datasets import digest_files
@@ -39,7 +39,7 @@ _CHUNK = 16  # images per forward pass
 
 
 class PooledFeatures(nn.Module):
-    def __init__(self, backbone: EfficientNetLite0) -> None:
+    def __init__(self, backbone: EfficientNetLite) -> None:
         super().__init__()
         self.backbone = backbone
 

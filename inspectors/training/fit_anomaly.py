@@ -20,7 +20,7 @@ import torch
 from inspectors.anomaly import AnomalyInspector
 from inspectors.model_card import ONNX_FILE, ModelCard
 from inspectors.preprocess import to_model_input
-from inspectors.training.patchcore import PatchCoreScorer, PatchCoreSettings, fit_patchcore
+from inspectors.training.patchcore import PatchCoreScorer, PatchCoreSettings, export_onnx, fit_patchcore
 from pipeline.datasets import GOOD, MVTecDataset, digest_files, open_mvtec
 from pipeline.decide import Thresholds, calibrate_thresholds
 from pipeline.errors import DatasetError, ModelContractError
@@ -61,20 +61,6 @@ class FitRequest:
     target_escape: float = 0.01
 
 
-def export_onnx(scorer: PatchCoreScorer, path: Path, image_size: int) -> None:
-    example = torch.zeros(1, 3, image_size, image_size)
-    torch.onnx.export(
-        scorer,
-        (example,),
-        str(path),
-        input_names=["image"],
-        output_names=["anomaly_map", "score"],
-        dynamic_axes={"image": {0: "batch"}, "anomaly_map": {0: "batch"}, "score": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-
-
 def _parity(
     scorer: PatchCoreScorer, inspector: AnomalyInspector, images: list[np.ndarray]
 ) -> dict[str, float]:
@@ -112,15 +98,16 @@ def export_and_calibrate(
     model_dir = models_root / request.name / version
     model_dir.mkdir(parents=True, exist_ok=False)
     onnx_path = model_dir / ONNX_FILE
-    export_onnx(scorer, onnx_path, settings.image_size)
+    export_onnx(scorer, onnx_path)
+    size = scorer.image_size
     card = ModelCard(
         name=request.name,
         version=version,
         kind="anomaly",
-        architecture="patchcore-efficientnet-lite0",
-        inputs={"image": {"shape": [None, 3, settings.image_size, settings.image_size], "dtype": "float32"}},
+        architecture=f"patchcore-{scorer.backbone.name}",
+        inputs={"image": {"shape": [None, 3, size, size], "dtype": "float32"}},
         outputs=["anomaly_map", "score"],
-        preprocessing=settings.preprocessing,
+        preprocessing=scorer.preprocessing,
         thresholds=Thresholds(0.0, 0.0),  # calibrated below, from the ONNX scores
         onnx_sha256=sha256_hex(onnx_path.read_bytes()),
     )
@@ -147,6 +134,7 @@ def export_and_calibrate(
         "bank_size": int(scorer.bank.shape[0]),
         "feature_dim": int(scorer.bank.shape[1]),
         "settings": {k: getattr(settings, k) for k in settings.__slots__},
+        "backbone": scorer.backbone.describe(),
     }
     if defects is not None:
         training["calibration_defects"] = {

@@ -1,11 +1,12 @@
 """PatchCore-style anomaly model: fit in torch, score as one ONNX graph.
 
-Mid-level features of a pretrained EfficientNet-Lite0 (blocks at 1/8 and 1/16
-resolution), averaged over a 3×3 neighbourhood, form patch descriptors. A
-greedy k-centre coreset of the good parts' descriptors is the memory bank; a
-patch's anomaly is its distance to the nearest bank entry. The whole scoring
-path - features, nearest neighbour, upsampling and smoothing - is one module
-exported to ONNX, so inspection needs no torch.
+Mid-level features of a pretrained backbone (by default EfficientNet-Lite0,
+blocks at 1/8 and 1/16 resolution; see ``backbones.py`` for the others),
+averaged over a 3×3 neighbourhood, form patch descriptors. A greedy k-centre
+coreset of the good parts' descriptors is the memory bank; a patch's anomaly is
+its distance to the nearest bank entry. The whole scoring path - features,
+nearest neighbour, upsampling and smoothing - is one ONNX graph, so inspection
+needs no torch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,20 +23,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from inspectors.preprocess import Preprocessing, to_model_input
-from inspectors.training.efficientnet_lite import (
-    IMAGENET_LITE_MEAN,
-    IMAGENET_LITE_STD,
-    EfficientNetLite0,
-    load_pretrained,
-)
+from inspectors.training.backbones import Backbone, OnnxBackbone, load_backbone
+from pipeline.errors import ModelContractError
 
 log = logging.getLogger(__name__)
+
+OPSET = 17
+_MIN_OPSET = 13  # the scoring head's operators (Resize, ReduceMax ...) need at least this
 
 
 @dataclass(frozen=True, slots=True)
 class PatchCoreSettings:
-    image_size: int = 224
-    layers: tuple[int, ...] = (4, 10)  # block outputs at stride 8 (40 ch) and 16 (112 ch)
+    backbone: str = "lite0"  # lite0 | lite1 | lite2 | onnx:PATH | hf:DIR (backbones.load_backbone)
+    image_size: int | None = None  # None: the backbone's own (Lite0 224, Lite1 240, Lite2 260)
+    layers: tuple[int | str, ...] | None = None  # None: the backbone's default (strides 8 and 16)
     neighbourhood: int = 3
     bank_size: int = 4096
     max_candidates: int = 200_000  # patches sampled before the coreset: bounds fit memory
@@ -43,29 +45,28 @@ class PatchCoreSettings:
     batch_size: int = 16
     seed: int = 0
 
-    @property
-    def preprocessing(self) -> Preprocessing:
-        size = (self.image_size, self.image_size)
-        return Preprocessing(size, IMAGENET_LITE_MEAN, IMAGENET_LITE_STD)
-
 
 class PatchFeatures(nn.Module):
     """Locally aggregated multi-layer descriptors at the finest chosen stride."""
 
-    def __init__(self, backbone: EfficientNetLite0, layers: tuple[int, ...], neighbourhood: int):
+    def __init__(self, backbone: Backbone, neighbourhood: int):
         super().__init__()
         self.backbone = backbone
-        self.layers = layers
         self.pool = nn.AvgPool2d(neighbourhood, stride=1, padding=neighbourhood // 2)
+        # sizes are fixed by the input size: coarser maps are upsampled to the finest one
+        self.grid = max(backbone.map_sizes, key=lambda hw: hw[0] * hw[1])
+        self.upsample = [hw != self.grid for hw in backbone.map_sizes]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = self.backbone.features(x, max(self.layers))
-        maps = [self.pool(outs[i]) for i in self.layers]
-        size = maps[0].shape[-2:]
-        maps = [maps[0]] + [
-            F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps[1:]
+    def aggregate(self, feature_maps: list[torch.Tensor]) -> torch.Tensor:
+        maps = [self.pool(m) for m in feature_maps]
+        maps = [
+            F.interpolate(m, size=self.grid, mode="bilinear", align_corners=False) if up else m
+            for m, up in zip(maps, self.upsample, strict=True)
         ]
         return torch.cat(maps, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.aggregate(self.backbone(x))
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -94,8 +95,15 @@ class PatchCoreScorer(nn.Module):
         self.pad = kernel.numel() // 2
         self.image_size = image_size
 
-    def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)
+    @property
+    def backbone(self) -> Backbone:
+        return self.features.backbone
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.backbone.preprocessing
+
+    def patch_scores(self, f: torch.Tensor) -> torch.Tensor:
         n, d, h, w = f.shape
         f = f.permute(0, 2, 3, 1).reshape(n, h * w, d)
         d2 = (f**2).sum(-1, keepdim=True) - 2 * f @ self.bank.T + self.bank_sq
@@ -103,7 +111,14 @@ class PatchCoreScorer(nn.Module):
         return nearest.reshape(n, 1, h, w)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m = self.patch_scores(image)
+        return self.score_features(self.features(image))
+
+    def score_feature_maps(self, *feature_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scoring head alone: the backbone's maps -> anomaly map and score."""
+        return self.score_features(self.features.aggregate(list(feature_maps)))
+
+    def score_features(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.patch_scores(f)
         m = F.interpolate(m, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         m = F.pad(m, (self.pad, self.pad, self.pad, self.pad), mode="replicate")
         m = F.conv2d(F.conv2d(m, self.kx), self.ky)
@@ -128,12 +143,11 @@ def greedy_coreset(candidates: torch.Tensor, size: int, projection_dim: int, see
 
 
 @torch.no_grad()
-def fit_patchcore(
-    images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings, weights: str | None = None
-) -> PatchCoreScorer:
+def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings) -> PatchCoreScorer:
     """Fit the memory bank on good images; memory stays bounded by ``max_candidates``."""
     torch.manual_seed(settings.seed)
-    features = PatchFeatures(load_pretrained(weights), settings.layers, settings.neighbourhood).eval()
+    backbone = load_backbone(settings.backbone, settings.layers, settings.image_size)
+    features = PatchFeatures(backbone, settings.neighbourhood).eval()
     images = list(images_bgr)
     if not images:
         raise ValueError("fit_patchcore needs at least one good image")
@@ -142,7 +156,7 @@ def fit_patchcore(
     chunks = []
     for start in range(0, len(images), settings.batch_size):
         batch = torch.from_numpy(
-            to_model_input(images[start : start + settings.batch_size], settings.preprocessing)
+            to_model_input(images[start : start + settings.batch_size], backbone.preprocessing)
         )
         f = features(batch)
         f = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
@@ -153,4 +167,63 @@ def fit_patchcore(
     index = greedy_coreset(candidates, settings.bank_size, settings.projection_dim, settings.seed)
     bank = candidates[index].contiguous()
     log.info("memory bank: %d of %d candidate patches, dim %d", len(bank), len(candidates), bank.shape[1])
-    return PatchCoreScorer(features, bank, settings.image_size, settings.blur_sigma).eval()
+    return PatchCoreScorer(features, bank, backbone.image_size, settings.blur_sigma).eval()
+
+
+class _ScoringHead(nn.Module):
+    """The scorer without its backbone: what is appended to an ONNX extractor's graph."""
+
+    def __init__(self, scorer: PatchCoreScorer) -> None:
+        super().__init__()
+        self.scorer = scorer
+
+    def forward(self, *feature_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.scorer.score_feature_maps(*feature_maps)
+
+
+def _torch_export(
+    module: nn.Module, example: tuple[torch.Tensor, ...], inputs: list[str], opset: int, path: Path
+) -> None:
+    torch.onnx.export(
+        module,
+        example,
+        str(path),
+        input_names=inputs,
+        output_names=["anomaly_map", "score"],
+        dynamic_axes={name: {0: "batch"} for name in [*inputs, "anomaly_map", "score"]},
+        opset_version=opset,
+        dynamo=False,
+    )
+
+
+@torch.no_grad()
+def export_onnx(scorer: PatchCoreScorer, path: Path) -> None:
+    """``image`` -> ``anomaly_map``, ``score`` as one ONNX file.
+
+    A torch backbone is traced with the rest; an ONNX extractor's own graph is
+    kept and the traced scoring head appended to it.
+    """
+    size = scorer.image_size
+    backbone = scorer.backbone
+    if not isinstance(backbone, OnnxBackbone):
+        _torch_export(scorer, (torch.zeros(1, 3, size, size),), ["image"], OPSET, path)
+        return
+    import onnx
+    from onnx import version_converter
+
+    opset = backbone.opset()
+    if opset < _MIN_OPSET:
+        raise ModelContractError(
+            f"{backbone.path}: extractor uses opset {opset}; export it with opset >= {_MIN_OPSET}"
+        )
+    maps = backbone(torch.zeros(1, 3, size, size))
+    names = [f"features_{i}" for i in range(len(maps))]
+    head_path = path.with_name(path.name + ".head")
+    try:
+        _torch_export(_ScoringHead(scorer), tuple(maps), names, min(opset, OPSET), head_path)
+        head = onnx.load(str(head_path))
+    finally:
+        head_path.unlink(missing_ok=True)
+    if opset > OPSET:
+        head = version_converter.convert_version(head, opset)
+    onnx.save(backbone.compose_with_head(head, names), str(path))
