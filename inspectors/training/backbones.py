@@ -201,7 +201,7 @@ class HFBackbone(Backbone):
             "sha256": digest,
         }
         with torch.no_grad():
-            everything = self._all_maps(torch.zeros(1, 3, self.image_size, self.image_size))
+            everything = self._freeze_position_encoding()
         self.layers = (
             _default_hf_layers(everything, self.image_size)
             if layers is None
@@ -211,6 +211,34 @@ class HFBackbone(Backbone):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model_type": self.model.config.model_type}
+
+    def _freeze_position_encoding(self) -> list[torch.Tensor]:
+        """All hidden-state maps of a blank image; a resized position encoding becomes a constant.
+
+        ViT-style models (DINOv2 always) resize their position table to the input grid with
+        antialiased bicubic interpolation, which has no ONNX export; at a fixed input size the
+        result is a constant, so it is computed once here and reused, in torch and in the export.
+        """
+        blank = torch.zeros(1, 3, self.image_size, self.image_size)
+        embeddings = getattr(self.model, "embeddings", None)
+        resize = getattr(embeddings, "interpolate_pos_encoding", None)
+        if embeddings is None or not callable(resize):
+            return self._all_maps(blank)
+        seen: list[torch.Tensor] = []
+
+        def capture(*args: Any, **kwargs: Any) -> torch.Tensor:
+            seen.append(resize(*args, **kwargs))
+            return seen[-1]
+
+        embeddings.interpolate_pos_encoding = capture
+        try:
+            maps = self._all_maps(blank)
+        finally:
+            embeddings.interpolate_pos_encoding = resize
+        if seen:
+            self.register_buffer("position_encoding", seen[-1].detach().clone())
+            embeddings.interpolate_pos_encoding = lambda *args, **kwargs: self.position_encoding
+        return maps
 
     def _to_map(self, h: torch.Tensor) -> torch.Tensor:
         if h.dim() != 3:

@@ -21,6 +21,7 @@ from pipeline.simulate import SimulationSettings, render_part
 from tests.inspectors.tiny_backbones import (
     IMAGE_SIZE,
     save_convnext,
+    save_dinov2_with_registers,
     save_onnx_extractor,
     save_vit,
     with_checker_patch,
@@ -92,6 +93,23 @@ def test_hf_tokens_become_a_patch_grid_without_the_cls_token(tmp_path: Path) -> 
     assert tokens.shape == (2, 1 + 16 * 16, 32) and grid.shape == (2, 32, 16, 16)
     # token 1 + r*16 + c is the patch at row r, column c
     assert torch.equal(grid[:, :, 3, 5], tokens[:, 1 + 3 * 16 + 5])
+
+
+def test_hf_register_tokens_are_dropped_and_the_resized_position_table_exports(tmp_path: Path) -> None:
+    folder = save_dinov2_with_registers(tmp_path / "dinov2")
+    backbone = load_backbone(f"hf:{folder}")
+    x = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():
+        maps = backbone(x)
+        tokens = backbone.model(pixel_values=x, output_hidden_states=True).hidden_states
+    assert backbone.layers == (2, 3) and [m.shape for m in maps] == [(1, 32, 8, 8)] * 2
+    assert tokens[2].shape == (1, 1 + 4 + 64, 32)  # CLS, 4 registers, 8×8 patches
+    assert torch.equal(maps[0][0, :, 0, 0], tokens[2][0, 5])
+    settings = PatchCoreSettings(backbone=f"hf:{folder}", bank_size=64)
+    request = request_from_simulation(SIM, "dinov2", n_fit=4, n_calibration=8, settings=settings)
+    model_dir, card = fit_anomaly(request, tmp_path / "models")  # antialiased bicubic has no ONNX op
+    assert card.architecture == "patchcore-hf-dinov2_with_registers"
+    assert card.parity["max_rel_diff"] <= card.parity["tolerance"]
 
 
 def test_hf_convnext_default_layers_are_its_stride_8_and_16_stages(tmp_path: Path) -> None:

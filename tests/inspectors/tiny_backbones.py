@@ -27,6 +27,24 @@ def save_vit(folder: Path) -> Path:
     return folder
 
 
+def save_dinov2_with_registers(folder: Path, registers: int = 4) -> Path:
+    """DINOv2 resizes its position table to the input grid (here 8×8 from a 37×37 default)."""
+    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    torch.manual_seed(0)
+    config = Dinov2WithRegistersConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=112,
+        patch_size=14,
+        num_register_tokens=registers,
+    )
+    Dinov2WithRegistersModel(config).save_pretrained(folder)
+    return folder
+
+
 def save_convnext(folder: Path) -> Path:
     from transformers import ConvNextConfig, ConvNextModel
 
