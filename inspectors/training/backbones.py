@@ -48,6 +48,7 @@ Layers = Sequence[int | str]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_IMAGE_SIZE = 224
+MIN_EXTRACTOR_OPSET = 13  # the scoring head's operators (Resize, ReduceMax ...) as exported
 BACKBONE_CHOICES = f"{', '.join(VARIANTS)}, onnx:PATH or hf:DIR"
 
 
@@ -308,6 +309,10 @@ class OnnxBackbone(Backbone):
         except Exception as exc:  # onnx and ORT raise their own untyped errors
             raise ModelContractError(f"{path}: not a loadable ONNX model: {exc}") from exc
         self.name, self.path = "onnx-extractor", path
+        if self.opset() < MIN_EXTRACTOR_OPSET:  # the appended scoring head needs these operators
+            raise ModelContractError(
+                f"{path}: extractor uses opset {self.opset()}; export it with opset >= {MIN_EXTRACTOR_OPSET}"
+            )
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].type != "tensor(float)":
             found = [(i.name, i.shape, i.type) for i in inputs]

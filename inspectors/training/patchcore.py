@@ -24,12 +24,10 @@ from torch import nn
 
 from inspectors.preprocess import Preprocessing, to_model_input
 from inspectors.training.backbones import Backbone, OnnxBackbone, load_backbone
-from pipeline.errors import ModelContractError
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-_MIN_OPSET = 13  # the scoring head's operators (Resize, ReduceMax ...) need at least this
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +209,7 @@ def export_onnx(scorer: PatchCoreScorer, path: Path) -> None:
     import onnx
     from onnx import version_converter
 
-    opset = backbone.opset()
-    if opset < _MIN_OPSET:
-        raise ModelContractError(
-            f"{backbone.path}: extractor uses opset {opset}; export it with opset >= {_MIN_OPSET}"
-        )
+    opset = backbone.opset()  # >= MIN_EXTRACTOR_OPSET, checked when it was loaded
     maps = backbone(torch.zeros(1, 3, size, size))
     names = [f"features_{i}" for i in range(len(maps))]
     head_path = path.with_name(path.name + ".head")

@@ -128,6 +128,10 @@ def test_onnx_extractor_outputs_are_checked(tmp_path: Path) -> None:
     fixed = save_onnx_extractor(tmp_path / "fixed.onnx", dynamic_batch=False)
     with pytest.raises(ModelContractError, match="batch dimension is fixed at 1"):
         load_backbone(f"onnx:{fixed}", layers=("f4",))
+    old = save_onnx_extractor(tmp_path / "old.onnx", opset=11)
+    too_old = "old.onnx: extractor uses opset 11; export it with opset >= 13"
+    with pytest.raises(ModelContractError, match=too_old):
+        load_backbone(f"onnx:{old}", layers=("f4",))
     with pytest.raises(ModelContractError, match="ONNX feature extractor not found"):
         load_backbone(f"onnx:{tmp_path / 'absent.onnx'}")
     backbone = load_backbone(f"onnx:{path}", layers=("f4", "f8"))
