@@ -31,6 +31,7 @@ class ScoredChunk:
     scores: list[float]
     maps: list[np.ndarray]  # only for items with pixel truth (good parts, defects with a mask)
     masks: list[np.ndarray]
+    map_types: list[str | None]  # the defect type of each kept map; None for a good part
     seconds: float  # preprocessing + ONNX scoring, without disk reads
 
 
@@ -45,14 +46,15 @@ def score_chunk(model_dir: Path, items: Sequence[DatasetItem], with_pixels: bool
     started = time.perf_counter()
     maps, scores = scorer.score_images(images)
     seconds = time.perf_counter() - started
-    kept_maps, masks = [], []
+    kept_maps, masks, map_types = [], [], []
     if with_pixels:
         for item, m in zip(items, maps, strict=True):
             if item.is_defect and item.mask_path is None:
                 continue  # defect without a mask: no pixel truth
             masks.append(read_mask(item.mask_path, m.shape) if item.mask_path else np.zeros(m.shape, bool))
             kept_maps.append(m)
-    return ScoredChunk([float(s) for s in scores], kept_maps, masks, seconds)
+            map_types.append(item.defect_type)
+    return ScoredChunk([float(s) for s in scores], kept_maps, masks, map_types, seconds)
 
 
 def chunks_of(dataset: MVTecDataset, size: int = CHUNK) -> list[tuple[DatasetItem, ...]]:
@@ -67,11 +69,11 @@ def summarise(model_dir: Path, dataset: MVTecDataset, chunks: Sequence[ScoredChu
     seconds = sum(c.seconds for c in chunks)
     metrics: dict[str, Any] = image_metrics(scores, is_defect, scorer.thresholds)
     has_masks = any(i.mask_path for i in dataset.test)
-    metrics["pixel_auroc"] = (
-        pixel_auroc([m for c in chunks for m in c.maps], [m for c in chunks for m in c.masks])
-        if has_masks
-        else None
-    )
+    maps = [m for c in chunks for m in c.maps]
+    masks = [m for c in chunks for m in c.masks]
+    map_types = [t for c in chunks for t in c.map_types]
+    metrics["pixel_auroc"] = pixel_auroc(maps, masks) if has_masks else None
+    metrics["pixel_auroc_by_defect_type"] = _pixel_auroc_by_type(maps, masks, map_types) if has_masks else {}
     metrics["images_per_second"] = len(scores) / seconds if seconds else None
     metrics["recall_by_defect_type"] = _recall_by_type(dataset, scores, scorer.thresholds.review)
     metrics["model_version"] = scorer.version
@@ -91,6 +93,21 @@ def _recall_by_type(dataset: MVTecDataset, scores: np.ndarray, review: float) ->
         if item.defect_type:
             caught[item.defect_type].append(bool(score >= review))
     return {k: float(np.mean(v)) for k, v in sorted(caught.items())}
+
+
+def _pixel_auroc_by_type(
+    maps: list[np.ndarray], masks: list[np.ndarray], map_types: list[str | None]
+) -> dict[str, float | None]:
+    """Each defect type's pixels against the good parts' pixels.
+
+    The pooled figure weighs every defect pixel alike, so a type with large masks
+    dominates it; this shows how well each kind of defect is localised.
+    """
+    result = {}
+    for kind in sorted({t for t in map_types if t is not None}):
+        keep = [i for i, t in enumerate(map_types) if t in (kind, None)]
+        result[kind] = pixel_auroc([maps[i] for i in keep], [masks[i] for i in keep])
+    return result
 
 
 def write_metrics(metrics: dict[str, Any], out_dir: Path) -> Path:

@@ -40,6 +40,8 @@ def test_fit_then_evaluate_writes_metrics(mvtec_dir: Path, tmp_path: Path) -> No
     assert (metrics["n_good"], metrics["n_defect"]) == (10, 10)
     assert metrics["image_auroc"] >= 0.9
     assert metrics["pixel_auroc"] is not None and metrics["pixel_auroc"] >= 0.8
+    by_type = metrics["pixel_auroc_by_defect_type"]
+    assert by_type.keys() == {"crack", "pit"} and min(by_type.values()) >= 0.8
     listing = runner.invoke(app, ["models", "list", *data])
     assert "sim" in listing.output and "yes" in listing.output
     shown = runner.invoke(app, ["models", "show", "sim", *data])
@@ -116,3 +118,18 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path, monkeypatch: pyte
     result = runner.invoke(app, ["status", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "127.0.0.1:9" in result.output and "secret" not in result.output
+
+
+def test_pixel_auroc_by_type_scores_each_type_against_good_parts() -> None:
+    import numpy as np
+
+    from pipeline.evaluate import _pixel_auroc_by_type
+
+    mask = np.zeros((4, 4), bool)
+    mask[:2] = True
+    good = np.zeros((4, 4), np.float32)
+    found = mask.astype(np.float32) * 2  # high inside its mask
+    missed = (~mask).astype(np.float32) * 2  # high everywhere but its mask
+    by_type = _pixel_auroc_by_type([good, found, missed], [~np.ones_like(mask), mask, mask], [None, "a", "b"])
+    assert by_type["a"] == 1.0
+    assert by_type["b"] < 0.5  # its own mask scores below the rest of its frame
