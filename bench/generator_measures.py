@@ -7,7 +7,8 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from sqlalchemy.orm import Session
 
 from generators.crops import crop_around, resize_square
-from generators.diffusion import DefectInpaintingGenerator
+from generators.diffusion import DefectInpaintingGenerator, Sampling
 from generators.prescreen import prescreen
 from inspectors.training.classifier import PooledFeatures
 from inspectors.training.efficientnet_lite import IMAGENET_LITE_MEAN, IMAGENET_LITE_STD, load_pretrained
@@ -48,24 +49,84 @@ RARE_CLASS = "fray"
 
 @dataclass(frozen=True, slots=True)
 class Windows:
-    images: list[np.ndarray]
-    classes: list[str]
+    """Defect windows (BGR, ``WINDOW`` px), their classes and their masks at the window's size."""
+
+    images: list[np.ndarray] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, image: np.ndarray, mask: np.ndarray, defect_class: str, min_side: int) -> None:
+        """The window around ``mask`` (the same box for any image of the same size and mask)."""
+        crop = crop_around(mask, min_side)
+        self.images.append(resize_square(crop.cut(image), WINDOW))
+        self.masks.append(resize_square(crop.cut(mask).astype(np.uint8), WINDOW, nearest=True) > 0)
+        self.classes.append(defect_class)
+
+    def masked_only(self) -> Windows:
+        """The same windows with every pixel outside the mask black: only the defect's own pixels."""
+        pairs = zip(self.images, self.masks, strict=True)
+        images = [np.where(m[..., None], i, 0).astype(np.uint8) for i, m in pairs]
+        return Windows(images, self.classes, self.masks)
 
 
-def defect_window(image: np.ndarray, mask: np.ndarray, min_side: int) -> np.ndarray:
-    return resize_square(crop_around(mask, min_side).cut(image), WINDOW)
+@dataclass(frozen=True, slots=True)
+class RealDefect:
+    image: np.ndarray
+    mask: np.ndarray
+    defect_class: str
 
 
-def real_windows(data: Path, split: dict[str, dict[str, list[str]]], part: str, min_side: int) -> Windows:
-    images, classes = [], []
+def real_defects(data: Path, split: dict[str, dict[str, list[str]]], part: str) -> Iterator[RealDefect]:
+    """The real defect images (with a non-empty mask) of one half of the split."""
     for defect_class, parts in split.items():
         for stem in parts[part]:
             image = read_image(next((data / "test" / defect_class).glob(f"{stem}.*")))
             mask = read_mask(data / "ground_truth" / defect_class / f"{stem}_mask.png", image.shape[:2])
             if mask.any():
-                images.append(defect_window(image, mask, min_side))
-                classes.append(defect_class)
-    return Windows(images, classes)
+                yield RealDefect(image, mask, defect_class)
+
+
+def real_windows(data: Path, split: dict[str, dict[str, list[str]]], part: str, min_side: int) -> Windows:
+    windows = Windows()
+    for defect in real_defects(data, split, part):
+        windows.add(defect.image, defect.mask, defect.defect_class, min_side)
+    return windows
+
+
+def controlled_windows(
+    generator: DefectInpaintingGenerator,
+    defects: list[RealDefect],
+    *,
+    steps: int | None = None,
+    sampling: Sampling | None = None,
+) -> tuple[Windows, Windows, dict[str, Any]]:
+    """Real windows and, for each, a defect of the same class generated with the real mask into the same
+    real image (its defect pixels replaced, surroundings identical), cut at the same box.
+
+    A real defect whose window holds none of its mask (a mask of parts far apart) is skipped: there would
+    be nothing to replace, and the pair would be two identical windows.
+    """
+    size = generator.card.image_size
+    real, fake = Windows(), Windows()
+    seconds, skipped = 0.0, 0
+    for seed, defect in enumerate(defects):
+        if not crop_around(defect.mask, size).cut(defect.mask).any():
+            skipped += 1
+            continue
+        started = time.perf_counter()
+        output = generator(
+            image=defect.image,
+            mask=defect.mask,
+            defect_class=defect.defect_class,
+            seed=seed,
+            num_inference_steps=steps,
+            sampling=sampling,
+        )
+        seconds += time.perf_counter() - started
+        real.add(defect.image, defect.mask, defect.defect_class, size)
+        fake.add(output.image, defect.mask, defect.defect_class, size)
+    count = len(fake.images)
+    return real, fake, {"pairs": count, "skipped_no_mask_in_window": skipped, "seconds": seconds}
 
 
 def generate_and_review(
@@ -77,7 +138,7 @@ def generate_and_review(
     engine = make_engine(f"sqlite:///{work / 'review.db'}")
     upgrade_to_head(engine)
     store = ImageStore(work / "store")
-    generated, bare = Windows([], []), Windows([], [])
+    generated, bare = Windows(), Windows()
     seconds, decisions = 0.0, {"approved": 0, "rejected": 0}
     with Session(engine) as session:
         session.add(UserRow(name=SCRIPTED_REVIEWER, role="reviewer", password_hash="-"))
@@ -89,10 +150,8 @@ def generate_and_review(
                 started = time.perf_counter()
                 output = generator(image=base, mask=mask, defect_class=defect_class, seed=seed)
                 seconds += time.perf_counter() - started
-                generated.images.append(defect_window(output.image, mask, generator.card.image_size))
-                generated.classes.append(defect_class)
-                bare.images.append(defect_window(base, mask, generator.card.image_size))
-                bare.classes.append(defect_class)
+                generated.add(output.image, mask, defect_class, generator.card.image_size)
+                bare.add(base, mask, defect_class, generator.card.image_size)
                 screen = prescreen(base, output.image, mask, generator.class_stats(defect_class))
                 image_id = record_synthetic(
                     session,
@@ -107,11 +166,10 @@ def generate_and_review(
                 decisions["rejected" if screen.flags else "approved"] += 1
             log.info("generated %d %s images", per_class, defect_class)
         session.commit()
-        approved = Windows([], [])
+        approved = Windows()
         for record in approved_synthetic_images(session):
             pixels, mask = load_synthetic_pixels(store, record)
-            approved.images.append(defect_window(pixels, mask, generator.card.image_size))
-            approved.classes.append(record.defect_class)
+            approved.add(pixels, mask, record.defect_class, generator.card.image_size)
     engine.dispose()
     count = len(generated.images)
     speed = {"images": count, "seconds": seconds, "images_per_second": count / seconds}
@@ -119,7 +177,8 @@ def generate_and_review(
 
 
 def write_samples(path: Path, generated: Windows, real: Windows, per_row: int = 8) -> None:
-    """One row per class: generated windows, then real held-out ones (a picture to judge by eye)."""
+    """One row per class: generated windows, then real ones (a picture to judge by eye); for the
+    controlled windows the two halves of a row are pairs: the same image and mask, generated and real."""
     rows = []
     for defect_class in sorted(set(generated.classes)):
         fake = [w for w, c in zip(generated.images, generated.classes, strict=True) if c == defect_class]
@@ -201,11 +260,75 @@ def rare_class_recall(
     }
 
 
+def realism(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+    """C2ST held-out accuracy, FID and KID of two sets of window features: the one code path for all."""
+    return {"c2st_accuracy": c2st_accuracy(real, fake), "fid": fid(real, fake), "kid": kid(real, fake)}
+
+
+def per_class_c2st(real: np.ndarray, fake: np.ndarray, classes: list[str]) -> dict[str, float]:
+    labels = np.array(classes)
+    return {c: c2st_accuracy(real[labels == c], fake[labels == c]) for c in sorted(set(classes))}
+
+
+SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling]] = {  # name -> (steps, sampling); None: default
+    "default": (None, Sampling()),
+    "steps_50": (50, Sampling()),
+    "resample_known": (None, Sampling(resample_known=True)),
+    "match_surroundings": (None, Sampling(match_surroundings=True)),
+    "match_grain": (None, Sampling(match_grain=True)),
+}
+
+
+def measure_controlled(
+    generator: DefectInpaintingGenerator, defects: list[RealDefect], variant: str, samples: Path | None = None
+) -> dict[str, Any]:
+    """The controlled C2ST (see ``controlled_windows``) for one sampling variant."""
+    steps, sampling = SAMPLING_VARIANTS[variant]
+    real, fake, run = controlled_windows(generator, defects, steps=steps, sampling=sampling)
+    if samples is not None:
+        write_samples(samples, fake, real)
+    f_real, f_fake = features(real.images), features(fake.images)
+    masked_real, masked_fake = features(real.masked_only().images), features(fake.masked_only().images)
+    return {
+        "sampling": {"steps": steps or generator.card.default_steps, **asdict(sampling)},
+        **run,
+        "images_per_second": run["pairs"] / run["seconds"],
+        "windows": realism(f_real, f_fake),
+        "masked_pixels_only": realism(masked_real, masked_fake),
+        "windows_c2st_per_class": per_class_c2st(f_real, f_fake, real.classes),
+    }
+
+
 def measure_all(
-    data: Path, split: dict[str, dict[str, list[str]]], model: Path, out: Path, *, per_class: int
+    data: Path,
+    split: dict[str, dict[str, list[str]]],
+    model: Path,
+    out: Path,
+    *,
+    per_class: int,
+    variants: tuple[str, ...] = ("default",),
+    controlled_only: bool = False,
 ) -> dict[str, Any]:
     generator = DefectInpaintingGenerator.load(model)
     size = generator.card.image_size
+    held_out = list(real_defects(data, split, "held_out"))
+    results: dict[str, Any] = {
+        "generator": {"path": str(model), "version": generator.version, "training": generator.card.training},
+        "defaults": {
+            "steps": generator.card.default_steps,
+            "guidance": generator.card.default_guidance,
+            "window_px": size,
+        },
+    }
+    controlled = {}
+    for variant in variants:
+        controlled[variant] = measure_controlled(
+            generator, held_out, variant, out / f"samples_controlled_{variant}.png"
+        )
+        log.info("controlled %s: %s", variant, controlled[variant]["windows"])
+    results["controlled"] = controlled
+    if controlled_only:
+        return {**results, "load_average": os.getloadavg()}
     fit_real, held_real = real_windows(data, split, "fit", size), real_windows(data, split, "held_out", size)
     with tempfile.TemporaryDirectory(dir=out) as work:
         generated, approved, bare, run = generate_and_review(generator, data, per_class, Path(work))
@@ -217,12 +340,7 @@ def measure_all(
     baseline = "baseline_real_fit_vs_held_out_real"  # what two real samples score: the floor to compare to
     held = (f_held, held_real.classes)
     return {
-        "generator": {"path": str(model), "version": generator.version, "training": generator.card.training},
-        "defaults": {
-            "steps": generator.card.default_steps,
-            "guidance": generator.card.default_guidance,
-            "window_px": size,
-        },
+        **results,
         "counts": {
             "real_fit": len(fit_real.images),
             "real_held_out": len(held_real.images),
@@ -231,14 +349,12 @@ def measure_all(
             "approved_fray": len(ok_rare),
         },
         **run,
-        "c2st_accuracy": {
-            "all_generated_vs_held_out_real": c2st_accuracy(f_held, f_gen),
-            "approved_vs_held_out_real": c2st_accuracy(f_held, f_ok),
-            baseline: c2st_accuracy(f_held, f_fit),
-            "bare_base_windows_vs_held_out_real": c2st_accuracy(f_held, f_bare),
+        "good_frames": {  # generated on good frames with drawn masks: measures background and defect together
+            "approved_vs_held_out_real": realism(f_held, f_ok),
+            "all_generated_vs_held_out_real": realism(f_held, f_gen),
+            "bare_base_windows_vs_held_out_real": realism(f_held, f_bare),
+            baseline: realism(f_held, f_fit),
         },
-        "fid": {"approved_vs_held_out_real": fid(f_held, f_ok), baseline: fid(f_held, f_fit)},
-        "kid": {"approved_vs_held_out_real": kid(f_held, f_ok), baseline: kid(f_held, f_fit)},
         "usefulness": {
             "classifier": "logistic regression on EfficientNet-Lite0 pooled features (the design of "
             "inspectors/training/classifier.py, frozen backbone + linear head, refitted here on windows)",

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from bench.generator_measures import measure_all
+from bench.generator_measures import SAMPLING_VARIANTS, measure_all
 from generators.training.fit_generator import GeneratorFitSettings, fit_generator
 
 log = logging.getLogger("generator_quality")
@@ -74,6 +74,15 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a fitted generator folder to reuse")
     parser.add_argument("--per-class", type=int, default=24, help="generated images per class")
     parser.add_argument("--fit-only", action="store_true")
+    parser.add_argument(
+        "--variants",
+        default="default",
+        help=f"comma-separated sampling variants for the controlled C2ST, of {sorted(SAMPLING_VARIANTS)}",
+    )
+    parser.add_argument(
+        "--controlled-only", action="store_true", help="only the controlled C2ST (to compare variants)"
+    )
+    parser.add_argument("--json", default="generator_quality.json", help="result file name under --out")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -88,9 +97,21 @@ def main() -> None:
         print(model)
         return
     started = time.monotonic()
-    results = measure_all(args.data, split, model, args.out, per_class=args.per_class)
+    variants = tuple(args.variants.split(","))
+    unknown = sorted(set(variants) - set(SAMPLING_VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {sorted(SAMPLING_VARIANTS)}")
+    results = measure_all(
+        args.data,
+        split,
+        model,
+        args.out,
+        per_class=args.per_class,
+        variants=variants,
+        controlled_only=args.controlled_only,
+    )
     results["bench_seconds"] = time.monotonic() - started
-    (args.out / "generator_quality.json").write_text(json.dumps(results, indent=2))
+    (args.out / args.json).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 

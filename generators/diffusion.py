@@ -27,7 +27,7 @@ from diffusers.models.unets.unet_2d import UNet2DModel
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
-from generators.crops import CropBox, crop_around, paste_window, resize_square
+from generators.crops import CropBox, crop_around, model_mask, paste_window, resize_square
 from generators.masks import MaskSampler
 from pipeline.errors import DatasetError, ModelContractError
 
@@ -92,6 +92,24 @@ class GeneratorCard:
                 f"(no real examples when it was fitted); classes: {list(self.classes)}"
             )
         return self.classes.index(defect_class) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How a window is sampled besides steps and guidance.
+
+    ``resample_known``: after every denoising step, the pixels outside the mask are replaced by the real
+    window noised to the same level (RePaint, Lugmayr et al. 2022), so the defect is denoised against the
+    real surroundings rather than the model's own guess of them.
+    ``match_surroundings``: the generated pixels are shifted by the model's mean error on a thin ring of
+    known pixels just outside the mask (its brightness bias there is taken to hold inside too).
+    ``match_grain``: the upscaled generated pixels get white grain up to the fine-detail level of the real
+    surroundings (a 64 px model cannot draw the sensor grain of a 250 px window).
+    """
+
+    resample_known: bool = False
+    match_surroundings: bool = False
+    match_grain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +186,11 @@ class DefectInpaintingGenerator(CardNamed):
         seed: int,
         num_inference_steps: int | None = None,
         guidance: float | None = None,
+        sampling: Sampling | None = None,
     ) -> InpaintingOutput:
+        """Inpaint one defect of ``defect_class`` into ``image`` (any image: a good frame, or a defective
+        one whose defect is to be replaced) inside ``mask``; pixels away from the mask stay unchanged."""
+        sampling = sampling or Sampling()
         steps = num_inference_steps or self.card.default_steps
         scale = self.card.default_guidance if guidance is None else guidance
         label = self.card.class_index(defect_class)
@@ -179,12 +201,15 @@ class DefectInpaintingGenerator(CardNamed):
         size = self.card.image_size
         crop = crop_around(mask, size)
         known = to_tensor(resize_square(crop.cut(image), size))[None]
-        small_mask = resize_square(crop.cut(mask).astype(np.uint8), size, nearest=True)
-        mask_t = torch.from_numpy(small_mask.astype(np.float32))[None, None]
-        sample = self._denoise(known, mask_t, label, steps, scale, seed)
+        mask_t = torch.from_numpy(model_mask(crop.cut(mask), size))[None, None]
+        sample = self._denoise(known, mask_t, label, steps, scale, seed, sampling.resample_known)
+        if sampling.match_surroundings:
+            sample = _match_surroundings(sample, known, mask_t)
         sample = sample * mask_t + known * (1.0 - mask_t)
         return InpaintingOutput(
-            image=paste_window(image, from_tensor(sample[0]), mask, crop),
+            image=paste_window(
+                image, from_tensor(sample[0]), mask, crop, grain_seed=seed if sampling.match_grain else None
+            ),
             mask=mask.astype(bool),
             defect_class=defect_class,
             seed=seed,
@@ -194,7 +219,14 @@ class DefectInpaintingGenerator(CardNamed):
         )
 
     def _denoise(
-        self, known: torch.Tensor, mask: torch.Tensor, label: int, steps: int, guidance: float, seed: int
+        self,
+        known: torch.Tensor,
+        mask: torch.Tensor,
+        label: int,
+        steps: int,
+        guidance: float,
+        seed: int,
+        resample_known: bool = False,
     ) -> torch.Tensor:
         scheduler = DDIMScheduler.from_config(self.scheduler.config)
         scheduler.set_timesteps(steps)
@@ -211,6 +243,13 @@ class DefectInpaintingGenerator(CardNamed):
                 conditional, unconditional = noise.chunk(2)
                 noise = unconditional + guidance * (conditional - unconditional)
             sample = scheduler.step(noise, t, sample).prev_sample
+            if resample_known:
+                previous = int(t) - scheduler.config["num_train_timesteps"] // steps
+                real = known
+                if previous >= 0:
+                    fresh = torch.randn(known.shape, generator=noise_source)
+                    real = scheduler.add_noise(known, fresh, torch.tensor([previous]))
+                sample = sample * mask + real * (1.0 - mask)
         return sample
 
     def save(self, folder: Path) -> Path:
@@ -240,6 +279,15 @@ class DefectInpaintingGenerator(CardNamed):
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelContractError(f"{folder}: cannot load the generator weights: {exc}") from exc
         return cls(unet, scheduler, MaskSampler.load(folder / MASKS_FILE), card)
+
+
+def _match_surroundings(sample: torch.Tensor, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Shift the generated pixels by the model's mean error on the known ring just outside the mask."""
+    ring = torch.nn.functional.max_pool2d(mask, 5, stride=1, padding=2) - mask
+    if ring.sum() < 1:
+        return sample
+    error = ((known - sample) * ring).sum(dim=(2, 3), keepdim=True) / ring.sum()
+    return sample + error * mask
 
 
 def read_card(folder: Path) -> GeneratorCard:

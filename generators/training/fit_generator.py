@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from generators.crops import crop_around, resize_square
+from generators.crops import crop_around, model_mask, resize_square
 from generators.diffusion import (
     UNCONDITIONAL,
     DefectInpaintingGenerator,
@@ -100,8 +100,7 @@ def training_crops(
         for _ in range(per_image):
             crop = crop_around(example.mask, size, rng)
             images.append(to_tensor(resize_square(crop.cut(example.image), size)))
-            small = resize_square(crop.cut(example.mask).astype(np.uint8), size, nearest=True)
-            masks.append(torch.from_numpy(small.astype(np.float32))[None])
+            masks.append(torch.from_numpy(model_mask(crop.cut(example.mask), size))[None])
             labels.append(classes.index(example.defect_class) + 1)
     return torch.stack(images), torch.stack(masks), torch.tensor(labels)
 

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from generators.diffusion import CARD_FILE, WEIGHTS_FILE, DefectInpaintingGenerator, read_card
+from generators.crops import matched_grain, model_mask
+from generators.diffusion import CARD_FILE, WEIGHTS_FILE, DefectInpaintingGenerator, Sampling, read_card
 from generators.training.fit_generator import GeneratorFitSettings, fit_generator
 from pipeline.datasets import digest_files
 from pipeline.errors import DatasetError, ModelContractError
@@ -122,3 +123,48 @@ def test_a_grey_frame_gets_a_grey_defect(
     assert (output.image != grey).any()
     assert np.array_equal(output.image[..., 0], output.image[..., 1])
     assert np.array_equal(output.image[..., 1], output.image[..., 2])
+
+
+def test_a_thin_mask_is_kept_whole_at_the_model_size() -> None:
+    window = np.zeros((300, 300), bool)
+    np.fill_diagonal(window, True)  # a 1 px crack, ~9× larger than the model's window
+    small = model_mask(window, 32)
+    back = cv2.resize(small, (300, 300), interpolation=cv2.INTER_NEAREST) > 0
+    assert small.dtype == np.float32 and set(np.unique(small)) == {0.0, 1.0}
+    assert back[window].all()  # every crack pixel is inside the model's mask
+    assert small.mean() < 0.15  # and the mask stays thin
+    up = model_mask(window[:20, :20], 32)
+    assert up.shape == (32, 32) and up.sum() > 0
+
+
+def test_inpainting_a_given_image_with_a_given_mask(generator: DefectInpaintingGenerator) -> None:
+    """Replacing a real defect: the given image and mask, pixels away from the mask kept, reproducible."""
+    image = render_part(SIM, 7, "scratch").image
+    mask = np.zeros(image.shape[:2], bool)
+    mask[30:34, 20:70] = True
+    run: dict[str, Any] = {"image": image, "mask": mask, "defect_class": "scratch", "num_inference_steps": 2}
+    for sampling in (Sampling(), Sampling(resample_known=True, match_surroundings=True, match_grain=True)):
+        first, again = (
+            generator(**run, seed=3, sampling=sampling),
+            generator(**run, seed=3, sampling=sampling),
+        )
+        assert np.array_equal(first.image, again.image)
+        changed = (first.image != image).any(axis=2)
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        assert changed[mask].mean() > 0.5 and not (changed & ~near).any()
+    plain = generator(**run, seed=3).image
+    for sampling in (Sampling(resample_known=True), Sampling(match_surroundings=True)):
+        assert not np.array_equal(generator(**run, seed=3, sampling=sampling).image, plain)
+
+
+def test_matched_grain_lifts_smooth_pixels_to_the_surroundings_grain() -> None:
+    rng = np.random.default_rng(0)
+    grey = np.clip(120 + rng.normal(0, 8, (64, 64)), 0, 255).astype(np.uint8)
+    original = np.repeat(grey[..., None], 3, axis=2)
+    smooth = np.full_like(original, 90)
+    region = np.zeros((64, 64), bool)
+    region[16:48, 16:48] = True
+    out = matched_grain(smooth, original, region, 4.0, seed=1)
+    assert np.array_equal(out, matched_grain(smooth, original, region, 4.0, seed=1))
+    assert np.array_equal(out[..., 0], out[..., 2])  # grey stays grey
+    assert 4 < out[region][:, 0].std() < 12 and abs(out[region].mean() - 90) < 2
