@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="dataset in MVTec AD layout")
     parser.add_argument("fit_images", type=int, help="good images to fit on (at most)")
     parser.add_argument("--backbones", nargs="+", default=["lite0", "lite1", "lite2"])
-    parser.add_argument("--bank-size", type=int, default=PatchCoreSettings.bank_size)
+    parser.add_argument("--bank-size", type=int, default=PatchCoreSettings().bank_size)
     parser.add_argument("--image-size", type=int, default=None, help="default: each backbone's own")
     parser.add_argument("--speed-images", type=int, default=50)
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
