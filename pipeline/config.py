@@ -57,6 +57,9 @@ class AnomalySettings(_Strict):
     # train_model activates its new version itself (else a person does). A training policy, not an
     # inspection setting: excluded from dumps so the config hash that identifies inspections stays put.
     auto_activate: bool = Field(default=False, exclude=True)
+    # The feature backbone train_model fits with (lite0 | lite1 | lite2 | onnx:PATH | hf:DIR), chosen
+    # per line by measured accuracy against speed (docs/benchmarks.md). Also a training policy.
+    backbone: str = Field(default="lite0", min_length=1, exclude=True)
 
     @model_validator(mode="after")
     def _both_or_none(self) -> AnomalySettings:
