@@ -276,6 +276,8 @@ SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling]] = {  # name -> (steps,
     "resample_known": (None, Sampling(resample_known=True)),
     "match_surroundings": (None, Sampling(match_surroundings=True)),
     "match_grain": (None, Sampling(match_grain=True)),
+    "match_class": (None, Sampling(match_class=True)),
+    "match_class_grain": (None, Sampling(match_class=True, match_grain=True)),
 }
 
 

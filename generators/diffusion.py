@@ -105,11 +105,15 @@ class Sampling:
     known pixels just outside the mask (its brightness bias there is taken to hold inside too).
     ``match_grain``: the upscaled generated pixels get white grain up to the fine-detail level of the real
     surroundings (a 64 px model cannot draw the sensor grain of a 250 px window).
+    ``match_class``: the generated pixels are shifted and scaled so that their grey level sits at the
+    class's offset from the surroundings and their spread is the class's contrast, both drawn (from the
+    seed) from the real defects' statistics on the card; a card without them leaves the pixels as they are.
     """
 
     resample_known: bool = False
     match_surroundings: bool = False
     match_grain: bool = False
+    match_class: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,9 @@ class DefectInpaintingGenerator(CardNamed):
         sample = self._denoise(known, mask_t, label, steps, scale, seed, sampling.resample_known)
         if sampling.match_surroundings:
             sample = _match_surroundings(sample, known, mask_t)
+        stats = self.class_stats(defect_class)
+        if sampling.match_class and stats is not None and "offset" in stats:
+            sample = _match_class(sample, known, mask_t, stats, np.random.default_rng(seed))
         sample = sample * mask_t + known * (1.0 - mask_t)
         return InpaintingOutput(
             image=paste_window(
@@ -288,6 +295,30 @@ def _match_surroundings(sample: torch.Tensor, known: torch.Tensor, mask: torch.T
         return sample
     error = ((known - sample) * ring).sum(dim=(2, 3), keepdim=True) / ring.sum()
     return sample + error * mask
+
+
+def _match_class(
+    sample: torch.Tensor,
+    known: torch.Tensor,
+    mask: torch.Tensor,
+    stats: dict[str, float],
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """Generated pixels (inside the mask) moved to a grey level of ring + offset and a spread of the
+    class's contrast; statistics are grey levels 0-255, the sample is [-1, 1]."""
+    ring = torch.nn.functional.max_pool2d(mask, 2 * 3 + 1, stride=1, padding=3) - mask
+    inside = mask.expand_as(sample) > 0
+    if ring.sum() < 1 or inside.sum() < 1:
+        return sample
+    surface = float((known * ring).sum() / (ring.sum() * known.shape[1]))
+    offset = rng.normal(stats["offset"], stats.get("offset_spread", 0.0)) / 127.5
+    contrast = max(0.0, rng.normal(stats["contrast"], stats["contrast_spread"] - 1.0)) / 127.5
+    values = sample[inside]
+    spread = float(values.std()) if values.numel() > 1 else 0.0
+    scale = contrast / spread if spread > 1e-3 else 1.0
+    moved = sample.clone()
+    moved[inside] = (values - values.mean()) * scale + surface + offset
+    return moved
 
 
 def read_card(folder: Path) -> GeneratorCard:

@@ -8,6 +8,7 @@ the pixels outside it are given to the model anyway.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ import torch
 
 from generators.crops import crop_around, model_mask, resize_square
 from generators.diffusion import (
+    CARD_FILE,
     UNCONDITIONAL,
     DefectInpaintingGenerator,
     GeneratorCard,
     UNetSettings,
     model_input,
+    read_card,
     to_tensor,
     training_scheduler,
 )
@@ -113,12 +116,20 @@ def mask_sampler(examples: list[DefectExample]) -> MaskSampler:
     return MaskSampler(templates)
 
 
+RING_PX = 3  # width of the ring just outside a mask whose grey level a defect's offset is measured from
+
+
 def class_pixel_stats(examples: list[DefectExample]) -> dict[str, dict[str, float]]:
-    """Per class: mean and spread (over images) of the grey level and contrast inside real masks."""
-    per_class: dict[str, list[tuple[float, float]]] = {}
+    """Per class: mean and spread (over images) of the grey level and contrast inside real masks, and of
+    the offset of that grey level from the ring of surface just outside the mask (dark defects < 0)."""
+    per_class: dict[str, list[tuple[float, float, float]]] = {}
+    kernel = np.ones((2 * RING_PX + 1,) * 2, np.uint8)
     for e in examples:
-        grey = cv2.cvtColor(e.image, cv2.COLOR_BGR2GRAY)[e.mask].astype(np.float64)
-        per_class.setdefault(e.defect_class, []).append((grey.mean(), grey.std()))
+        grey = cv2.cvtColor(e.image, cv2.COLOR_BGR2GRAY).astype(np.float64)
+        ring = (cv2.dilate(e.mask.astype(np.uint8), kernel) > 0) & ~e.mask
+        inside = grey[e.mask]
+        offset = inside.mean() - (grey[ring].mean() if ring.any() else inside.mean())
+        per_class.setdefault(e.defect_class, []).append((inside.mean(), inside.std(), offset))
     stats = {}
     for defect_class, values in per_class.items():
         array = np.array(values)
@@ -127,7 +138,25 @@ def class_pixel_stats(examples: list[DefectExample]) -> dict[str, dict[str, floa
             "mean_spread": float(array[:, 0].std() + 1.0),
             "contrast": float(array[:, 1].mean()),
             "contrast_spread": float(array[:, 1].std() + 1.0),
+            "offset": float(array[:, 2].mean()),
+            "offset_spread": float(array[:, 2].std()),
         }
+    return stats
+
+
+def refresh_class_stats(folder: Path) -> dict[str, dict[str, float]]:
+    """Recompute a saved generator's per-class pixel statistics from the data it was fitted on (refused
+    unless that data still has the digest on the card); the weights are not touched."""
+    card = read_card(folder)
+    data = Path(card.training["data"])
+    examples, files = load_defect_examples(data)
+    if digest_files(files) != card.training["data_digest"]:
+        raise DatasetError(f"{data}: differs from the data {folder} was fitted on (digest on its card)")
+    stats = class_pixel_stats(examples)
+    path = folder / CARD_FILE
+    raw = json.loads(path.read_text())
+    raw["class_stats"] = stats
+    path.write_text(json.dumps(raw, indent=2))
     return stats
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from generators.crops import matched_grain, model_mask
 from generators.diffusion import CARD_FILE, WEIGHTS_FILE, DefectInpaintingGenerator, Sampling, read_card
-from generators.training.fit_generator import GeneratorFitSettings, fit_generator
+from generators.training.fit_generator import GeneratorFitSettings, fit_generator, refresh_class_stats
 from pipeline.datasets import digest_files
 from pipeline.errors import DatasetError, ModelContractError
 from pipeline.simulate import render_part
@@ -168,3 +169,38 @@ def test_matched_grain_lifts_smooth_pixels_to_the_surroundings_grain() -> None:
     assert np.array_equal(out, matched_grain(smooth, original, region, 4.0, seed=1))
     assert np.array_equal(out[..., 0], out[..., 2])  # grey stays grey
     assert 4 < out[region][:, 0].std() < 12 and abs(out[region].mean() - 90) < 2
+
+
+def test_class_statistics_put_a_dark_defect_at_its_offset_from_the_surface(
+    generator: DefectInpaintingGenerator, tiny_generator_dir: Path
+) -> None:
+    stats = read_card(tiny_generator_dir).class_stats["pit"]
+    assert {"offset", "offset_spread"} <= set(stats)
+    image = np.full((96, 96, 3), 150, np.uint8)
+    mask = np.zeros((96, 96), bool)
+    mask[40:56, 40:56] = True
+    dark = {"offset": -60.0, "offset_spread": 0.0, "contrast": 5.0, "contrast_spread": 1.0}
+    card = dataclasses.replace(generator.card, class_stats={**generator.card.class_stats, "pit": dark})
+    shifted = DefectInpaintingGenerator(generator.unet, generator.scheduler, generator.masks, card)
+    run: dict[str, Any] = {"image": image, "mask": mask, "defect_class": "pit", "num_inference_steps": 2}
+    out = shifted(**run, seed=0, sampling=Sampling(match_class=True)).image
+    assert np.array_equal(out, shifted(**run, seed=0, sampling=Sampling(match_class=True)).image)
+    inside = out[44:52, 44:52].astype(float)
+    assert abs(inside.mean() - 90) < 8 and inside.std() < 12
+    far = ~(cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    assert (out[far] == 150).all()
+
+
+def test_refreshed_class_statistics_need_the_same_data(tiny_generator_dir: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(tiny_generator_dir, tmp_path / "copy")
+    raw = json.loads((copy / CARD_FILE).read_text())
+    for values in raw["class_stats"].values():
+        del values["offset"], values["offset_spread"]
+    (copy / CARD_FILE).write_text(json.dumps(raw))
+    stats = refresh_class_stats(copy)
+    assert stats == read_card(tiny_generator_dir).class_stats == read_card(copy).class_stats
+    DefectInpaintingGenerator.load(copy)  # weights and digests untouched
+    raw["training"]["data_digest"] = "0" * 64  # as if the data had changed since the fit
+    (copy / CARD_FILE).write_text(json.dumps(raw))
+    with pytest.raises(DatasetError, match="differs from the data"):
+        refresh_class_stats(copy)
