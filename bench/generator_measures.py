@@ -272,12 +272,10 @@ def per_class_c2st(real: np.ndarray, fake: np.ndarray, classes: list[str]) -> di
 
 SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling]] = {  # name -> (steps, sampling); None: default
     "default": (None, Sampling()),
+    "plain": (None, Sampling(resample_known=False, match_class=False)),  # the sampling before 2026-11-26
+    "resample_known": (None, Sampling(match_class=False)),
+    "match_class": (None, Sampling(resample_known=False)),
     "steps_50": (50, Sampling()),
-    "resample_known": (None, Sampling(resample_known=True)),
-    "match_surroundings": (None, Sampling(match_surroundings=True)),
-    "match_grain": (None, Sampling(match_grain=True)),
-    "match_class": (None, Sampling(match_class=True)),
-    "match_class_grain": (None, Sampling(match_class=True, match_grain=True)),
 }
 
 

@@ -66,24 +66,17 @@ def model_mask(mask_window: np.ndarray, size: int) -> np.ndarray:
     return small.astype(np.float32)
 
 
-def paste_window(
-    image: np.ndarray, window: np.ndarray, mask: np.ndarray, crop: CropBox, grain_seed: int | None = None
-) -> np.ndarray:
+def paste_window(image: np.ndarray, window: np.ndarray, mask: np.ndarray, crop: CropBox) -> np.ndarray:
     """Scale a generated window back to ``crop`` and blend it in only around the mask (feathered).
 
     The rest of the frame stays byte for byte the real image, so the mask is the ground truth.
     A grey frame gets a grey defect: a small model's colour cast would give it away at once.
-    With ``grain_seed``, the upscaled (smooth) generated pixels get the fine grain of their surroundings.
     """
     generated = cv2.resize(window, (crop.side, crop.side), interpolation=cv2.INTER_CUBIC)
-    grey = _is_grey(crop.cut(image))
-    if grey:
+    if _is_grey(crop.cut(image)):
         generated = cv2.cvtColor(cv2.cvtColor(generated, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     dilate = max(1, crop.side // 64)
     region = cv2.dilate(crop.cut(mask).astype(np.uint8), np.ones((2 * dilate + 1,) * 2, np.uint8))
-    if grain_seed is not None:
-        scale = crop.side / window.shape[0]
-        generated = matched_grain(generated, crop.cut(image), region > 0, scale, grain_seed)
     weight = cv2.GaussianBlur(region.astype(np.float32), (2 * dilate + 1,) * 2, 0)
     weight = np.maximum(weight, crop.cut(mask).astype(np.float32))[..., None]
     original = crop.cut(image).astype(np.float32)
@@ -91,26 +84,6 @@ def paste_window(
     out = image.copy()
     crop.cut(out)[...] = np.round(blended).astype(np.uint8)
     return out
-
-
-def matched_grain(
-    generated: np.ndarray, original: np.ndarray, region: np.ndarray, scale: float, seed: int
-) -> np.ndarray:
-    """``generated`` plus white noise that lifts its fine detail (what upscaling by ``scale`` smoothed
-    away) to the level of the real pixels outside ``region``; the same noise in every channel."""
-    sigma = max(0.5, scale / 2)
-
-    def detail(array: np.ndarray) -> np.ndarray:
-        grey = array.astype(np.float32).mean(axis=2)
-        return grey - cv2.GaussianBlur(grey, (0, 0), sigma)
-
-    outside = ~region
-    if outside.sum() < 16 or region.sum() < 4:
-        return generated
-    target, have = float(detail(original)[outside].std()), float(detail(generated)[region].std())
-    extra = np.sqrt(max(0.0, target**2 - have**2))
-    noise = np.random.default_rng(seed).normal(0.0, extra, generated.shape[:2]).astype(np.float32)
-    return np.clip(generated.astype(np.float32) + noise[..., None], 0, 255).round().astype(np.uint8)
 
 
 def _is_grey(bgr: np.ndarray) -> bool:

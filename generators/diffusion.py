@@ -101,19 +101,13 @@ class Sampling:
     ``resample_known``: after every denoising step, the pixels outside the mask are replaced by the real
     window noised to the same level (RePaint, Lugmayr et al. 2022), so the defect is denoised against the
     real surroundings rather than the model's own guess of them.
-    ``match_surroundings``: the generated pixels are shifted by the model's mean error on a thin ring of
-    known pixels just outside the mask (its brightness bias there is taken to hold inside too).
-    ``match_grain``: the upscaled generated pixels get white grain up to the fine-detail level of the real
-    surroundings (a 64 px model cannot draw the sensor grain of a 250 px window).
     ``match_class``: the generated pixels are shifted and scaled so that their grey level sits at the
     class's offset from the surroundings and their spread is the class's contrast, both drawn (from the
     seed) from the real defects' statistics on the card; a card without them leaves the pixels as they are.
     """
 
-    resample_known: bool = False
-    match_surroundings: bool = False
-    match_grain: bool = False
-    match_class: bool = False
+    resample_known: bool = True
+    match_class: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,16 +201,12 @@ class DefectInpaintingGenerator(CardNamed):
         known = to_tensor(resize_square(crop.cut(image), size))[None]
         mask_t = torch.from_numpy(model_mask(crop.cut(mask), size))[None, None]
         sample = self._denoise(known, mask_t, label, steps, scale, seed, sampling.resample_known)
-        if sampling.match_surroundings:
-            sample = _match_surroundings(sample, known, mask_t)
         stats = self.class_stats(defect_class)
         if sampling.match_class and stats is not None and "offset" in stats:
             sample = _match_class(sample, known, mask_t, stats, np.random.default_rng(seed))
         sample = sample * mask_t + known * (1.0 - mask_t)
         return InpaintingOutput(
-            image=paste_window(
-                image, from_tensor(sample[0]), mask, crop, grain_seed=seed if sampling.match_grain else None
-            ),
+            image=paste_window(image, from_tensor(sample[0]), mask, crop),
             mask=mask.astype(bool),
             defect_class=defect_class,
             seed=seed,
@@ -288,15 +278,6 @@ class DefectInpaintingGenerator(CardNamed):
         return cls(unet, scheduler, MaskSampler.load(folder / MASKS_FILE), card)
 
 
-def _match_surroundings(sample: torch.Tensor, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Shift the generated pixels by the model's mean error on the known ring just outside the mask."""
-    ring = torch.nn.functional.max_pool2d(mask, 5, stride=1, padding=2) - mask
-    if ring.sum() < 1:
-        return sample
-    error = ((known - sample) * ring).sum(dim=(2, 3), keepdim=True) / ring.sum()
-    return sample + error * mask
-
-
 def _match_class(
     sample: torch.Tensor,
     known: torch.Tensor,
@@ -312,7 +293,10 @@ def _match_class(
         return sample
     surface = float((known * ring).sum() / (ring.sum() * known.shape[1]))
     offset = rng.normal(stats["offset"], stats.get("offset_spread", 0.0)) / 127.5
-    contrast = max(0.0, rng.normal(stats["contrast"], stats["contrast_spread"] - 1.0)) / 127.5
+    # a draw in the low tail would give a flat patch, which no real defect is: at least a quarter of the mean
+    contrast = (
+        max(stats["contrast"] / 4, rng.normal(stats["contrast"], stats["contrast_spread"] - 1.0)) / 127.5
+    )
     values = sample[inside]
     spread = float(values.std()) if values.numel() > 1 else 0.0
     scale = contrast / spread if spread > 1e-3 else 1.0
