@@ -51,13 +51,9 @@ def test_ensure_line_and_camera_are_idempotent_and_update(db_session: Session) -
     ensure_camera(db_session, "line-b", "cam-1", "sim://b", None)  # registers line-b too
     db_session.commit()
     assert _count(db_session, LineRow) == 2
-    assert db_session.scalar(select(LineRow.name).where(LineRow.line_id == "line-a")) == (
-        "Line A (renamed)"
-    )
+    assert db_session.scalar(select(LineRow.name).where(LineRow.line_id == "line-a")) == ("Line A (renamed)")
     assert _count(db_session, CameraRow) == 2
-    assert (
-        db_session.scalar(select(CameraRow.mm_per_px).where(CameraRow.line_id == "line-a")) == 0.1
-    )
+    assert db_session.scalar(select(CameraRow.mm_per_px).where(CameraRow.line_id == "line-a")) == 0.1
 
 
 def test_record_frame_is_idempotent_by_sha256(db_session: Session, make_frame: MakeFrame) -> None:
@@ -138,9 +134,7 @@ def test_record_inspection_checks_the_frame(
         record_inspection(db_session, frame_id, make_result(make_frame(2)))
 
 
-def test_decision_check_constraint_rejects_bogus_decision(
-    db_session: Session, make_frame: MakeFrame
-) -> None:
+def test_decision_check_constraint_rejects_bogus_decision(db_session: Session, make_frame: MakeFrame) -> None:
     frame_id = record_frame(db_session, make_frame(1), "store/1.png")
     db_session.commit()
     db_session.add(
@@ -198,9 +192,7 @@ def test_decision_counts_and_recent_inspections(
     plan += [("line-b", Decision.REVIEW)]
     for n, (line, decision) in enumerate(plan):
         frame = make_frame(n, line_id=line)
-        record_inspection(
-            db_session, record_frame(db_session, frame, f"s/{n}"), make_result(frame, decision)
-        )
+        record_inspection(db_session, record_frame(db_session, frame, f"s/{n}"), make_result(frame, decision))
     db_session.commit()
     assert decision_counts(db_session) == {Decision.PASS: 2, Decision.FAIL: 1, Decision.REVIEW: 1}
     assert decision_counts(db_session, "line-a") == {
