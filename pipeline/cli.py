@@ -220,6 +220,19 @@ def fit_anomaly(
             help="accept calibration defects that are also in DATA/test (evaluation becomes optimistic)",
         ),
     ] = False,
+    target_false_reject: Annotated[
+        float, typer.Option(min=0.0001, max=0.5, help="share of good parts that may FAIL")
+    ] = 0.01,
+    target_review_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0001, max=0.9, help="share of good parts sent to REVIEW or FAIL: the review budget"
+        ),
+    ] = 0.05,
+    target_escape: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.5, help="with --calibration-defects: share of defects that may PASS"),
+    ] = 0.01,
     data_dir: DataDir = None,
 ) -> None:
     """Fit a PatchCore-style anomaly model on DATA/train/good, export ONNX, calibrate, register."""
@@ -234,6 +247,11 @@ def fit_anomaly(
             activate=activate,
             calibration_defects=calibration_defects,
             allow_evaluation_overlap=allow_evaluation_overlap,
+            targets={
+                "target_false_reject": target_false_reject,
+                "target_review_rate": target_review_rate,
+                "target_escape": target_escape,
+            },
             bank_size=bank_size,
             image_size=image_size,
             backbone=backbone,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,15 @@ def fit_from_dataset(
     activate: bool = True,
     calibration_defects: Path | None = None,
     allow_evaluation_overlap: bool = False,
+    targets: Mapping[str, float] | None = None,
     **options: Any,
 ) -> ModelRecord:
     """Fit on ``data/train/good`` (MVTec layout), calibrate on a held-out share, register.
 
     ``calibration_defects`` (a folder of defective images) also sets the review threshold;
     images that are in ``data/test`` are refused unless ``allow_evaluation_overlap``.
+    ``targets`` overrides calibration targets (``target_false_reject``, ``target_review_rate``,
+    ``target_escape``; see ``pipeline.decide.calibrate_thresholds``).
     """
     training = _training()
     settings = training.PatchCoreSettings(**options)
@@ -66,6 +70,7 @@ def fit_from_dataset(
         settings,
         calibration_defects=calibration_defects,
         allow_evaluation_overlap=allow_evaluation_overlap,
+        **(targets or {}),
     )
     model_dir, _ = training.fit_anomaly(request, ws.models_root)
     return register_model_dir(ws, model_dir, activate=activate)

@@ -105,3 +105,20 @@ def test_empty_calibration_defect_folder_is_a_clear_error(mvtec_dir: Path, tmp_p
         + ["--data-dir", str(tmp_path / "data")],
     )
     assert result.exit_code == 2 and "no defective images" in flat(result.output)
+
+
+def test_calibration_targets_come_from_the_command_line(mvtec_dir: Path, tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    base = ["fit", "anomaly", "--data", str(mvtec_dir), "--bank-size", "128", *data]
+    for name, targets in (("default", []), ("wide", ["--target-review-rate", "0.3"])):
+        fit = runner.invoke(app, [*base, "--name", name, "--target-false-reject", "0.02", *targets])
+        assert fit.exit_code == 0, fit.output
+    ws = open_workspace(tmp_path / "data")
+    with ws.session() as session:
+        cards = {n: ModelCard.load(Path(repo.get_active_model(session, n).path)) for n in ("default", "wide")}
+    for card in cards.values():
+        assert card.thresholds.calibration is not None
+        assert card.thresholds.calibration.target_false_reject == 0.02
+    assert cards["wide"].thresholds.calibration.target_review_rate == 0.3  # type: ignore[union-attr]
+    # a wider review budget reaches further down into the good parts' scores
+    assert cards["wide"].thresholds.review < cards["default"].thresholds.review
