@@ -1,7 +1,7 @@
 """Generator quality on magnetic tile: realism (C2ST, FID/KID), usefulness (Fray recall), speed.
 
     python -m bench.generator_quality --data bench/out/mvtec/magnetic-tile --out bench/out/generator \
-        [--fit-seconds 2100] [--model DIR] [--per-class 24]
+        [--fit-seconds 2100] [--model DIR] [--per-class 24] [--variants default,plain] [--controlled-only]
 
 1. Split the real defect images of every class in half (seeded): the generator
    and the defect-type classifier learn from the first half only; the second
@@ -14,7 +14,15 @@
    measurements below.
 4. Realism: C2ST (logistic regression on EfficientNet-Lite0 pooled features,
    held-out accuracy; 0.5 = indistinguishable) and FID/KID on the same
-   features, held-out real defect windows vs approved generated windows.
+   features, twice:
+   - controlled (the defect alone): for each held-out real defect image, a
+     defect of the same class inpainted with the real mask into the same
+     image; real vs generated windows at the same boxes, and the same with
+     every pixel outside the mask blacked out; once per ``--variants``
+     sampling variant;
+   - good frames (background and defect together): held-out real defect
+     windows vs approved generated windows, and vs the bare good frames'
+     windows at the same places (what the background alone scores).
 5. Usefulness: a defect-type classifier (logistic regression on the same
    pooled features: the design of ``inspectors/training/classifier.py``, refitted
    here on defect windows) trained on real windows with and without approved
