@@ -8,6 +8,8 @@ the two are handled here once, so the repository code is the same for both.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,7 +95,7 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             if database and database != ":memory:":
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _use_wal(cursor)
         finally:
             cursor.close()
 
@@ -102,6 +104,25 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a file database to WAL once; retried while another connection holds its lock.
+
+    Two processes opening a new database at once can collide here: switching the journal
+    mode needs the exclusive lock, and SQLite reports that collision as "database is
+    locked" at once, without waiting for the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def check_connection(engine: Engine) -> None:

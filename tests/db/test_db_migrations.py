@@ -67,7 +67,7 @@ def test_upgrade_twice_is_harmless_and_keeps_data(db_url: str) -> None:
 def test_concurrent_upgrades_both_succeed(db_url: str) -> None:
     """Several workers starting at once on an empty database must not trip over each other."""
     errors: list[BaseException] = []
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(4)
 
     def upgrade() -> None:
         barrier.wait()
@@ -76,7 +76,7 @@ def test_concurrent_upgrades_both_succeed(db_url: str) -> None:
         except BaseException as exc:  # noqa: BLE001 - reported by the assert below
             errors.append(exc)
 
-    threads = [threading.Thread(target=upgrade) for _ in range(2)]
+    threads = [threading.Thread(target=upgrade) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
