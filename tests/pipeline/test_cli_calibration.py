@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import cv2
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from inspectors.model_card import ModelCard
 from pipeline.cli import app
@@ -69,41 +69,23 @@ def test_fit_with_calibration_defects_records_what_set_each_threshold(
     assert '"calibration"' in shown.output and "8 defective images" in flat(shown.output)
 
 
-def test_calibrating_on_the_evaluation_split_is_refused(mvtec_dir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(
+def fit_with_defects(data: Path, defects: Path, tmp_path: Path) -> Result:
+    return runner.invoke(
         app,
-        [
-            "fit",
-            "anomaly",
-            "--data",
-            str(mvtec_dir),
-            "--name",
-            "leak",
-            "--calibration-defects",
-            str(mvtec_dir),
-        ]
+        ["fit", "anomaly", "--data", str(data), "--name", "m", "--calibration-defects", str(defects)]
         + ["--data-dir", str(tmp_path / "data")],
     )
+
+
+def test_calibrating_on_the_evaluation_split_is_refused(mvtec_dir: Path, tmp_path: Path) -> None:
+    result = fit_with_defects(mvtec_dir, mvtec_dir, tmp_path)
     assert result.exit_code == 2, result.output
     assert "DatasetError" in result.output and "allow-evaluation-overlap" in flat(result.output)
 
 
 def test_empty_calibration_defect_folder_is_a_clear_error(mvtec_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "none").mkdir()
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            "anomaly",
-            "--data",
-            str(mvtec_dir),
-            "--name",
-            "x",
-            "--calibration-defects",
-            str(tmp_path / "none"),
-        ]
-        + ["--data-dir", str(tmp_path / "data")],
-    )
+    result = fit_with_defects(mvtec_dir, tmp_path / "none", tmp_path)
     assert result.exit_code == 2 and "no defective images" in flat(result.output)
 
 
