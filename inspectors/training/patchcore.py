@@ -104,10 +104,12 @@ class PatchCoreScorer(nn.Module):
 
     def patch_scores(self, f: torch.Tensor) -> torch.Tensor:
         n, d, h, w = f.shape
-        f = f.permute(0, 2, 3, 1).reshape(n, h * w, d)
-        d2 = (f**2).sum(-1, keepdim=True) - 2 * f @ self.bank.T + self.bank_sq
-        nearest = d2.min(dim=-1).values.clamp_min(0).sqrt()
-        return nearest.reshape(n, 1, h, w)
+        f = f.permute(0, 2, 3, 1).reshape(n * h * w, d)
+        # |f - b|² = |f|² + (|b|² - 2 f·b): the bracket is one GEMM with a bias (ONNX Gemm), and |f|²,
+        # the same for every b, is added after the minimum rather than to every distance
+        partial = torch.addmm(self.bank_sq, f, self.bank.T, alpha=-2.0)
+        d2 = partial.min(dim=-1).values + (f**2).sum(-1)
+        return d2.clamp_min(0).sqrt().reshape(n, 1, h, w)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.score_features(self.features(image))
