@@ -46,10 +46,23 @@ def encode_png(image: np.ndarray) -> bytes:
     Compression level 1: on the inspection path encoding speed matters more than a
     few percent of disk (level 3, OpenCV's default, takes about twice as long).
     """
+    return _encode(image, ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1])
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes of ``image``: for pictures that are looked at, never measured (heat maps).
+
+    A 256 px colour heat map encodes in about 0.1 ms, against about 2 ms as PNG.
+    """
+    return _encode(image, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality])
+
+
+def _encode(image: np.ndarray, suffix: str, params: list[int]) -> bytes:
+    kind = suffix[1:].upper()
     try:
-        ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        ok, buffer = cv2.imencode(suffix, image, params)
     except cv2.error as exc:
-        raise FrameError(f"cannot encode {image.dtype} {image.shape} as PNG: {exc}") from exc
+        raise FrameError(f"cannot encode {image.dtype} {image.shape} as {kind}: {exc}") from exc
     if not ok:
-        raise FrameError(f"cannot encode {image.dtype} {image.shape} as PNG")
+        raise FrameError(f"cannot encode {image.dtype} {image.shape} as {kind}")
     return buffer.tobytes()

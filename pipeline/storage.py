@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import StorageError
-from pipeline.images import encode_png
+from pipeline.images import encode_jpeg
 from pipeline.types import sha256_hex
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -58,7 +58,10 @@ class ImageStore:
             raise StorageError(f"image store {self.root}: no object {sha256}") from exc
 
     def put_heatmap(self, heatmap: np.ndarray, scale: float) -> str:
-        """A colour heat map (JET) where ``scale`` maps to full red; returns its sha256."""
+        """A colour heat map (JET, JPEG) where ``scale`` maps to full red; returns its sha256.
+
+        The heat map is a picture for people: the scores themselves are in the findings.
+        """
         level = np.clip(heatmap / max(scale, 1e-12), 0.0, 1.0)
         colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
-        return self.put(encode_png(colour))
+        return self.put(encode_jpeg(colour))
