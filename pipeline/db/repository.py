@@ -165,21 +165,28 @@ def record_frame(session: Session, frame: Frame, store_path: str) -> int:
     The line is registered (named by its id) if nothing registered it yet, so an
     accepted frame is never lost to a missing foreign key.
     """
+
+    def known() -> int | None:
+        return session.scalar(select(FrameRow.id).where(FrameRow.sha256 == frame.sha256))
+
+    if (frame_id := known()) is not None:
+        return frame_id
     _ensure_line_exists(session, frame.line_id)
-    return _get_or_insert(
-        session,
-        lambda: session.scalar(select(FrameRow.id).where(FrameRow.sha256 == frame.sha256)),
-        lambda: FrameRow(
-            sha256=frame.sha256,
-            line_id=frame.line_id,
-            camera_id=frame.camera_id,
-            captured_at=frame.captured_at,
-            source_uri=frame.source_uri,
-            width=frame.width,
-            height=frame.height,
-            store_path=store_path,
-        ),
+    row = FrameRow(
+        sha256=frame.sha256,
+        line_id=frame.line_id,
+        camera_id=frame.camera_id,
+        captured_at=frame.captured_at,
+        source_uri=frame.source_uri,
+        width=frame.width,
+        height=frame.height,
+        store_path=store_path,
     )
+    if _insert_once(session, row):
+        return row.id
+    if (frame_id := known()) is None:  # the conflict was not the one we expect: surface it
+        raise StorageError(f"could not insert or find frame {frame.sha256}")
+    return frame_id
 
 
 def record_frame_error(
@@ -239,9 +246,10 @@ def record_inspection(
     Safe when two processes race on the same frame: the loser's insert hits the
     unique constraint inside a savepoint and returns False.
     """
-    frame_sha = session.scalar(select(FrameRow.sha256).where(FrameRow.id == frame_id))
-    if frame_sha is None:
+    frame_row = session.get(FrameRow, frame_id)  # no query when the frame was just recorded
+    if frame_row is None:
         raise StorageError(f"cannot record inspection: no frame with id {frame_id}")
+    frame_sha = frame_row.sha256
     if frame_sha != result.frame_sha256:
         raise ValueError(
             f"inspection is for frame {result.frame_sha256[:12]}…, "
@@ -255,8 +263,6 @@ def record_inspection(
             )
         )
 
-    if existing() is not None:
-        return False
     score = result.anomaly_score
     row = InspectionRow(
         frame_id=frame_id,
