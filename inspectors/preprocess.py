@@ -32,12 +32,15 @@ def to_model_input(images_bgr: Sequence[np.ndarray], prep: Preprocessing) -> np.
     """BGR uint8 images of any size -> float32 N×3×H×W, resized and normalised."""
     h, w = prep.size
     batch = np.empty((len(images_bgr), 3, h, w), dtype=np.float32)
+    # (x / 255 - mean) / std as one multiply-add: x * scale + offset
     mean = np.asarray(prep.mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(prep.std, dtype=np.float32).reshape(3, 1, 1)
+    scale, offset = 1.0 / (255.0 * std), -mean / std
     for i, image in enumerate(images_bgr):
         interpolation = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
         rgb = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=interpolation), cv2.COLOR_BGR2RGB)
-        batch[i] = (rgb.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
+        np.multiply(rgb.transpose(2, 0, 1), scale, out=batch[i])
+        batch[i] += offset
     return batch
 
 
