@@ -208,6 +208,7 @@ class HFBackbone(Backbone):
             if layers is None
             else _int_layers(layers, len(everything), self.name)
         )
+        self._drop_unused_blocks()
         self._probe()
 
     def describe(self) -> dict[str, Any]:
@@ -240,6 +241,30 @@ class HFBackbone(Backbone):
             self.register_buffer("position_encoding", seen[-1].detach().clone())
             embeddings.interpolate_pos_encoding = lambda *args, **kwargs: self.position_encoding
         return maps
+
+    def _drop_unused_blocks(self) -> None:
+        """Blocks after the deepest chosen layer only cost time, in fitting and in every inspection: cut
+        them where the model keeps its blocks in one list (``layers``/``layer``/``stages``, on the model or
+        its ``encoder``; hidden state i is block i's output). A model that needs every block (ConvNeXt's
+        final norm expects the last stage's width) keeps them all."""
+        deepest = max(int(i) for i in self.layers)
+        for owner in (self.model, getattr(self.model, "encoder", None)):
+            for name in ("layers", "layer", "stages"):
+                blocks = getattr(owner, name, None)
+                if not isinstance(blocks, nn.ModuleList):
+                    continue
+                if len(blocks) > deepest:
+                    setattr(owner, name, blocks[:deepest])
+                    if not self._runs_with(deepest + 1):
+                        setattr(owner, name, blocks)
+                return
+
+    def _runs_with(self, n_states: int) -> bool:
+        try:
+            with torch.no_grad():
+                return len(self._all_maps(torch.zeros(1, 3, self.image_size, self.image_size))) == n_states
+        except (RuntimeError, IndexError, ValueError):  # a layer after the blocks needs the cut ones
+            return False
 
     def _to_map(self, h: torch.Tensor) -> torch.Tensor:
         if h.dim() != 3:

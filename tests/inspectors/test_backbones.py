@@ -112,6 +112,28 @@ def test_hf_register_tokens_are_dropped_and_the_resized_position_table_exports(t
     assert card.parity["max_rel_diff"] <= card.parity["tolerance"]
 
 
+def test_hf_blocks_after_the_deepest_layer_are_cut_and_the_maps_stay_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = save_dinov2_with_registers(tmp_path / "dinov2")
+    cut = load_backbone(f"hf:{folder}", layers=(1, 2))
+    monkeypatch.setattr(HFBackbone, "_drop_unused_blocks", lambda self: None)
+    whole = load_backbone(f"hf:{folder}", layers=(1, 2))
+    assert isinstance(cut, HFBackbone) and isinstance(whole, HFBackbone)
+    assert (len(cut.model.encoder.layer), len(whole.model.encoder.layer)) == (2, 4)
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(cut(x), whole(x), strict=True))
+
+
+def test_hf_convnext_keeps_every_stage_its_final_norm_needs(tmp_path: Path) -> None:
+    backbone = load_backbone(f"hf:{save_convnext(tmp_path / 'cnx')}", layers=(2,))
+    assert isinstance(backbone, HFBackbone) and len(backbone.model.encoder.stages) == 4
+    with torch.no_grad():
+        (grid,) = backbone(torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE))
+    assert grid.shape[-1] == IMAGE_SIZE // 8
+
+
 def test_hf_convnext_default_layers_are_its_stride_8_and_16_stages(tmp_path: Path) -> None:
     backbone = load_backbone(f"hf:{save_convnext(tmp_path / 'cnx')}")
     assert backbone.layers == (2, 3) and backbone.strides == (8, 16)
