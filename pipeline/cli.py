@@ -336,6 +336,12 @@ def evaluate(
         value = metrics[key]
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+    for role, count in (metrics.get("overlap_with_model_data") or {}).items():
+        if count:
+            console.print(
+                f"[yellow]warning: {count} test images are among the model's {role.replace('_', ' ')} "
+                "images; these figures are optimistic[/]"
+            )
     console.print(f"wrote {path}")
 
 

@@ -61,6 +61,11 @@ def open_mvtec(root: Path, *, need_test: bool = True) -> MVTecDataset:
     return MVTecDataset(root, tuple(_images(train_dir)), tuple(test))
 
 
+# Next to a model: the sha256 of every image it was fitted or calibrated on, by role ("fit",
+# "calibration", "calibration_defects"), so an evaluation can count the test images it already saw.
+SEEN_IMAGES_FILE = "training_images.json"
+
+
 def digest_files(paths: list[Path]) -> str:
     """sha256 over the names and bytes of files: identifies exactly what a model saw."""
     h = hashlib.sha256()

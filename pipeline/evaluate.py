@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.datasets import DatasetItem, MVTecDataset
+from pipeline.datasets import SEEN_IMAGES_FILE, DatasetItem, MVTecDataset
 from pipeline.images import read_image, read_mask
 from pipeline.metrics import image_metrics, pixel_auroc
 from pipeline.specialists import AnomalyScorer, anomaly_scorer
+from pipeline.types import sha256_hex
+
+log = logging.getLogger(__name__)
 
 CHUNK = 32
 
@@ -76,6 +80,7 @@ def summarise(model_dir: Path, dataset: MVTecDataset, chunks: Sequence[ScoredChu
     metrics["pixel_auroc_by_defect_type"] = _pixel_auroc_by_type(maps, masks, map_types) if has_masks else {}
     metrics["images_per_second"] = len(scores) / seconds if seconds else None
     metrics["recall_by_defect_type"] = _recall_by_type(dataset, scores, scorer.thresholds.review)
+    metrics["overlap_with_model_data"] = overlap_with_model_data(model_dir, dataset)
     metrics["model_version"] = scorer.version
     metrics["providers"] = list(scorer.providers)
     metrics["dataset"] = str(dataset.root)
@@ -85,6 +90,24 @@ def summarise(model_dir: Path, dataset: MVTecDataset, chunks: Sequence[ScoredChu
 def evaluate_model(model_dir: Path, dataset: MVTecDataset) -> dict[str, Any]:
     with_pixels = any(i.mask_path for i in dataset.test)
     return summarise(model_dir, dataset, [score_chunk(model_dir, c, with_pixels) for c in chunks_of(dataset)])
+
+
+def overlap_with_model_data(model_dir: Path, dataset: MVTecDataset) -> dict[str, int] | None:
+    """How many test images the model was fitted or calibrated on, by role (same bytes); None when the
+    model has no record of its images. Any overlap makes the figures better than the line will see."""
+    path = model_dir / SEEN_IMAGES_FILE
+    if not path.is_file():
+        return None
+    seen: dict[str, list[str]] = json.loads(path.read_text())
+    test = {sha256_hex(item.path.read_bytes()) for item in dataset.test}
+    overlap = {role: len(test.intersection(digests)) for role, digests in seen.items()}
+    for role, count in overlap.items():
+        if count:
+            log.warning(
+                "%d of %d test images of %s are among the model's %s images: its figures are optimistic",
+                count, len(dataset.test), dataset.root, role.replace("_", " "),
+            )  # fmt: skip
+    return overlap
 
 
 def _recall_by_type(dataset: MVTecDataset, scores: np.ndarray, review: float) -> dict[str, float]:

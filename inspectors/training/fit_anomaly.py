@@ -7,6 +7,7 @@ exported ONNX graph, i.e. from exactly what will run on the line.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from inspectors.anomaly import AnomalyInspector
 from inspectors.model_card import ONNX_FILE, ModelCard
 from inspectors.preprocess import to_model_input
 from inspectors.training.patchcore import PatchCoreScorer, PatchCoreSettings, export_onnx, fit_patchcore
-from pipeline.datasets import GOOD, MVTecDataset, digest_files, open_mvtec
+from pipeline.datasets import GOOD, SEEN_IMAGES_FILE, MVTecDataset, digest_files, open_mvtec
 from pipeline.decide import Thresholds, calibrate_thresholds
 from pipeline.errors import DatasetError, ModelContractError
 from pipeline.images import IMAGE_SUFFIXES, encode_png, read_image
@@ -41,6 +42,7 @@ class CalibrationDefects:
     digest: str
     source: str
     n_in_evaluation: int = 0  # also in the dataset's test split: accepted only when asked for
+    image_sha256: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.images:
@@ -59,6 +61,14 @@ class FitRequest:
     target_review_rate: float = 0.05
     calibration_defects: CalibrationDefects | None = None  # None: calibrate on good images only
     target_escape: float = 0.01
+    image_sha256: dict[str, list[str]] = field(default_factory=dict)  # "fit"/"calibration" -> file sha256s
+
+    def seen_images(self) -> dict[str, list[str]]:
+        """Every image's sha256 by role (written next to the model as ``SEEN_IMAGES_FILE``)."""
+        seen = dict(self.image_sha256)
+        if self.calibration_defects is not None:
+            seen["calibration_defects"] = list(self.calibration_defects.image_sha256)
+        return seen
 
 
 def _parity(
@@ -145,6 +155,7 @@ def export_and_calibrate(
         }
     card = replace(card, thresholds=thresholds, training=training, parity=parity)
     card.save(model_dir)
+    (model_dir / SEEN_IMAGES_FILE).write_text(json.dumps(request.seen_images()))
     log.info("fitted %s %s in %.1fs; thresholds %s", card.name, version, fit_seconds, thresholds)
     return model_dir, card
 
@@ -187,10 +198,11 @@ def load_calibration_defects(
     ``allow_evaluation_overlap`` says the caller accepts that.
     """
     paths = calibration_defect_paths(folder)
+    digests = [sha256_hex(p.read_bytes()) for p in paths]
     overlap = 0
     if evaluation is not None and evaluation.test:
         held = {sha256_hex(item.path.read_bytes()) for item in evaluation.test}
-        shared = [p for p in paths if sha256_hex(p.read_bytes()) in held]
+        shared = [p for p, d in zip(paths, digests, strict=True) if d in held]
         overlap = len(shared)
         if shared and not allow_evaluation_overlap:
             raise DatasetError(
@@ -206,6 +218,7 @@ def load_calibration_defects(
         digest=digest_files(paths),
         source=str(Path(folder).resolve()),
         n_in_evaluation=overlap,
+        image_sha256=tuple(digests),
     )
 
 
@@ -234,6 +247,10 @@ def request_from_mvtec(
         good_images=[read_image(p) for p in fit_paths],
         calibration_images=[read_image(p) for p in calib_paths],
         training_digest=digest_files(list(dataset.train_good)),
+        image_sha256={
+            "fit": [sha256_hex(p.read_bytes()) for p in fit_paths],
+            "calibration": [sha256_hex(p.read_bytes()) for p in calib_paths],
+        },
         source=str(Path(root).resolve()),
         settings=settings,
         calibration_defects=defects,
@@ -251,14 +268,13 @@ def request_from_simulation(
     parts = [
         render_part(simulation, SIMULATION_FIT_OFFSET + i, defect=None) for i in range(n_fit + n_calibration)
     ]
-    encoded = hashlib.sha256()
-    for part in parts:
-        encoded.update(sha256_hex(encode_png(part.image)).encode())
+    digests = [sha256_hex(encode_png(part.image)) for part in parts]
     return FitRequest(
         name=name,
         good_images=[p.image for p in parts[:n_fit]],
         calibration_images=[p.image for p in parts[n_fit:]],
-        training_digest=encoded.hexdigest(),
+        training_digest=hashlib.sha256("".join(digests).encode()).hexdigest(),
+        image_sha256={"fit": digests[:n_fit], "calibration": digests[n_fit:]},
         source=f"simulated line {simulation}",
         **kwargs,
     )

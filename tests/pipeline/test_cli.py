@@ -38,6 +38,8 @@ def test_fit_then_evaluate_writes_metrics(mvtec_dir: Path, tmp_path: Path) -> No
         "images_per_second",
     } <= metrics.keys()
     assert (metrics["n_good"], metrics["n_defect"]) == (10, 10)
+    assert metrics["overlap_with_model_data"] == {"fit": 0, "calibration": 0}
+    assert "optimistic" not in result.output
     assert metrics["image_auroc"] >= 0.9
     assert metrics["pixel_auroc"] is not None and metrics["pixel_auroc"] >= 0.8
     by_type = metrics["pixel_auroc_by_defect_type"]

@@ -5,6 +5,7 @@ is never used for calibration unless asked for."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -81,6 +82,36 @@ def test_calibrating_on_the_evaluation_split_is_refused(mvtec_dir: Path, tmp_pat
     result = fit_with_defects(mvtec_dir, mvtec_dir, tmp_path)
     assert result.exit_code == 2, result.output
     assert "DatasetError" in result.output and "allow-evaluation-overlap" in flat(result.output)
+
+
+def test_evaluation_counts_and_warns_about_test_images_the_model_already_saw(
+    mvtec_dir: Path, tmp_path: Path
+) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    fit = runner.invoke(
+        app,
+        ["fit", "anomaly", "--data", str(mvtec_dir), "--name", "m", "--bank-size", "128"]
+        + ["--calibration-defects", str(mvtec_dir), "--allow-evaluation-overlap", *data],
+    )
+    assert fit.exit_code == 0, fit.output
+    leaky = tmp_path / "leaky"
+    shutil.copytree(mvtec_dir, leaky)
+    for train_image in sorted((mvtec_dir / "train" / "good").iterdir()):  # every training image
+        shutil.copy(train_image, leaky / "test" / "good" / f"copy-{train_image.name}")
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--model", "m", "--data", str(leaky), "--out", str(out), *data])
+    assert result.exit_code == 0, result.output
+    overlap = json.loads((out / "metrics.json").read_text())["overlap_with_model_data"]
+    ws = open_workspace(tmp_path / "data")
+    with ws.session() as session:
+        card = ModelCard.load(Path(repo.get_active_model(session, "m").path))
+    assert overlap == {
+        "fit": card.training["n_fit_images"],
+        "calibration": card.training["n_calibration_images"],
+        "calibration_defects": 10,
+    }
+    assert "10 test images are among the model's calibration defects images" in flat(result.output)
+    assert "optimistic" in result.output
 
 
 def test_empty_calibration_defect_folder_is_a_clear_error(mvtec_dir: Path, tmp_path: Path) -> None:
