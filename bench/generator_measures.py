@@ -272,10 +272,12 @@ def per_class_c2st(real: np.ndarray, fake: np.ndarray, classes: list[str]) -> di
 
 SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling]] = {  # name -> (steps, sampling); None: default
     "default": (None, Sampling()),
-    "plain": (None, Sampling(resample_known=False, match_class=False)),  # the sampling before 2026-11-26
+    # the sampling before 2026-11-26
+    "plain": (None, Sampling(resample_known=False, match_class=False, match_grain=False)),
     "resample_known": (None, Sampling(match_class=False)),
     "match_class": (None, Sampling(resample_known=False)),
     "steps_50": (50, Sampling()),
+    "no_grain": (None, Sampling(match_grain=False)),  # the default before the grain of the surface
 }
 
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 CONTEXT = 1.4  # window side relative to the mask's longer side
+GRAIN_PATCH = 16  # side of the surface patches an upscaled window's grain is made of (halved until one fits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +67,28 @@ def model_mask(mask_window: np.ndarray, size: int) -> np.ndarray:
     return small.astype(np.float32)
 
 
-def paste_window(image: np.ndarray, window: np.ndarray, mask: np.ndarray, crop: CropBox) -> np.ndarray:
+def paste_window(
+    image: np.ndarray,
+    window: np.ndarray,
+    mask: np.ndarray,
+    crop: CropBox,
+    grain: np.random.Generator | None = None,
+) -> np.ndarray:
     """Scale a generated window back to ``crop`` and blend it in only around the mask (feathered).
 
     The rest of the frame stays byte for byte the real image, so the mask is the ground truth.
     A grey frame gets a grey defect: a small model's colour cast would give it away at once.
+    With ``grain``, a window that was upscaled gets the fine detail of the real surface around the mask
+    (``add_surface_grain``), which upscaling cannot produce.
     """
     generated = cv2.resize(window, (crop.side, crop.side), interpolation=cv2.INTER_CUBIC)
     if _is_grey(crop.cut(image)):
         generated = cv2.cvtColor(cv2.cvtColor(generated, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     dilate = max(1, crop.side // 64)
     region = cv2.dilate(crop.cut(mask).astype(np.uint8), np.ones((2 * dilate + 1,) * 2, np.uint8))
+    scale = crop.side / window.shape[0]
+    if grain is not None and scale > 1:
+        generated = add_surface_grain(generated, crop.cut(image), region > 0, scale, grain)
     weight = cv2.GaussianBlur(region.astype(np.float32), (2 * dilate + 1,) * 2, 0)
     weight = np.maximum(weight, crop.cut(mask).astype(np.float32))[..., None]
     original = crop.cut(image).astype(np.float32)
@@ -84,6 +96,56 @@ def paste_window(image: np.ndarray, window: np.ndarray, mask: np.ndarray, crop: 
     out = image.copy()
     crop.cut(out)[...] = np.round(blended).astype(np.uint8)
     return out
+
+
+def fine_detail(array: np.ndarray, sigma: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """``array`` (H×W×C) minus its Gaussian blur; with ``valid`` (H×W bool), the blur averages valid pixels
+    only, so the detail at a valid pixel does not depend on any other pixel's value."""
+    values = array.astype(np.float32)
+    if valid is None:
+        return values - cv2.GaussianBlur(values, (0, 0), sigma).reshape(values.shape)
+    weight = valid.astype(np.float32)
+    blurred = cv2.GaussianBlur(values * weight[..., None], (0, 0), sigma).reshape(values.shape)
+    norm = np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-6)
+    return values - blurred / norm[..., None]
+
+
+def shuffled_patches(
+    detail: np.ndarray, valid: np.ndarray, rng: np.random.Generator, patch: int = GRAIN_PATCH
+) -> np.ndarray | None:
+    """An array shaped like ``detail`` (H×W×C) tiled with ``patch``-px patches of it drawn at random among
+    those lying wholly on ``valid`` pixels, so the texture (streaks, correlation between neighbouring
+    pixels and between channels) is kept; smaller patches where none fits, None where not even 2 px do."""
+    height, width = detail.shape[:2]
+    fits = cv2.erode(
+        valid.astype(np.uint8),
+        np.ones((patch, patch), np.uint8),
+        anchor=(0, 0),
+        borderType=cv2.BORDER_CONSTANT,
+    )
+    starts = np.argwhere(fits[: height - patch + 1, : width - patch + 1] > 0)
+    if len(starts) == 0:
+        return shuffled_patches(detail, valid, rng, patch // 2) if patch > 2 else None
+    rows, cols = -(-height // patch), -(-width // patch)
+    picked = starts[rng.integers(len(starts), size=rows * cols)]
+    steps = np.arange(patch)
+    patches = detail[picked[:, 0, None, None] + steps[:, None], picked[:, 1, None, None] + steps[None, :]]
+    tiled = patches.reshape(rows, cols, patch, patch, -1).transpose(0, 2, 1, 3, 4)
+    return tiled.reshape(rows * patch, cols * patch, -1)[:height, :width]
+
+
+def add_surface_grain(
+    generated: np.ndarray, original: np.ndarray, region: np.ndarray, scale: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``generated`` (a window upscaled by ``scale``) plus the real surface's fine detail (what is finer than
+    a blur of ``scale / 2`` px: about the band that upscaling leaves empty), measured in ``original`` only
+    outside ``region`` and shuffled in patches (``shuffled_patches``). No pixel under ``region`` is read."""
+    outside = ~region
+    detail = fine_detail(original, max(0.5, scale / 2), outside)
+    grain = shuffled_patches(detail, outside, rng)
+    if grain is None:
+        return generated
+    return np.clip(generated.astype(np.float32) + grain, 0, 255).round().astype(np.uint8)
 
 
 def _is_grey(bgr: np.ndarray) -> bool:

@@ -104,10 +104,15 @@ class Sampling:
     ``match_class``: the generated pixels are shifted and scaled so that their grey level sits at the
     class's offset from the surroundings and their spread is the class's contrast, both drawn (from the
     seed) from the real defects' statistics on the card; a card without them leaves the pixels as they are.
+    ``match_grain``: where the window was upscaled from the model's size (the defect's window is larger),
+    the pasted pixels get the fine detail (sensor grain, grinding streaks) that upscaling cannot produce:
+    16 px patches of the real surface's high-pass residual, drawn (from the seed) from outside the mask
+    only (``crops.add_surface_grain``); a window at the model's size is left as it is.
     """
 
     resample_known: bool = True
     match_class: bool = True
+    match_grain: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +210,9 @@ class DefectInpaintingGenerator(CardNamed):
         if sampling.match_class and stats is not None and "offset" in stats:
             sample = _match_class(sample, known, mask_t, stats, np.random.default_rng(seed))
         sample = sample * mask_t + known * (1.0 - mask_t)
+        grain = np.random.default_rng(seed) if sampling.match_grain else None
         return InpaintingOutput(
-            image=paste_window(image, from_tensor(sample[0]), mask, crop),
+            image=paste_window(image, from_tensor(sample[0]), mask, crop, grain),
             mask=mask.astype(bool),
             defect_class=defect_class,
             seed=seed,

@@ -192,3 +192,41 @@ def test_refreshed_class_statistics_need_the_same_data(tiny_generator_dir: Path,
     (copy / CARD_FILE).write_text(json.dumps(raw))
     with pytest.raises(DatasetError, match="differs from the data"):
         refresh_class_stats(copy)
+
+
+def _fine_detail_std(image: np.ndarray, where: np.ndarray) -> float:
+    grey = image[..., 0].astype(np.float32)
+    return float((grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[where].std())
+
+
+def test_an_upscaled_defect_gets_the_grain_of_the_surface_around_its_mask_only(
+    generator: DefectInpaintingGenerator,
+) -> None:
+    grain = np.random.default_rng(5).normal(0.0, 6.0, (240, 240))
+    image = np.repeat(np.clip(120 + grain, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    mask = np.zeros((240, 240), bool)
+    mask[50:190, 70:170] = True  # a 196 px window for a 32 px model: upscaled 6×
+    run: dict[str, Any] = {"mask": mask, "defect_class": "pit", "seed": 4, "num_inference_steps": 2}
+    out = generator(image=image, **run).image
+    smooth = generator(image=image, **run, sampling=Sampling(match_grain=False)).image
+    assert np.array_equal(out, generator(image=image, **run).image)
+    assert not np.array_equal(out, generator(image=image, **{**run, "seed": 5}).image)
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    surroundings = _fine_detail_std(image, cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0)
+    assert _fine_detail_std(smooth, inner) < 0.5 * surroundings  # what upscaling leaves
+    assert 0.6 * surroundings < _fine_detail_std(out, inner) < 1.5 * surroundings
+    far = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0  # the feathered paste: 6 px
+    assert np.array_equal(out[far], image[far])
+    assert np.array_equal(out[..., 0], out[..., 2])  # still grey
+    other = image.copy()  # the pixels under the mask (a real defect, when replacing one) are never read
+    other[mask] = np.random.default_rng(9).integers(0, 256, (int(mask.sum()), 1), dtype=np.uint8)
+    assert np.array_equal(generator(image=other, **run).image, out)
+
+
+def test_a_window_at_the_model_size_gets_no_grain(generator: DefectInpaintingGenerator) -> None:
+    image = np.random.default_rng(1).integers(100, 140, (96, 96, 3), dtype=np.uint8)
+    mask = np.zeros((96, 96), bool)
+    mask[40:50, 40:52] = True  # window side 32 = the model's size: nothing upscaled
+    run: dict[str, Any] = {"image": image, "mask": mask, "defect_class": "pit", "seed": 0}
+    plain = generator(**run, num_inference_steps=2, sampling=Sampling(match_grain=False)).image
+    assert np.array_equal(generator(**run, num_inference_steps=2).image, plain)
