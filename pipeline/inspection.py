@@ -171,11 +171,12 @@ def _log_chunk(
             if pulled.error is not None:
                 repo.record_frame_error(session, line.line_id, camera_id, uri, pulled.position, pulled.error)
                 summary.frame_errors += 1
-        for (pulled, frame), result, heatmap_sha in zip(good, results, heatmaps, strict=True):
-            frame_id = repo.record_frame(session, frame, str(store.path_for(frame.sha256)))
-            if repo.record_inspection(
-                session, frame_id, result, flow_run_id=flow_run_id, heatmap_sha256=heatmap_sha
-            ):
+        frame_ids = repo.record_frames(session, [(f, str(store.path_for(f.sha256))) for _, f in good])
+        recorded = repo.record_inspections(
+            session, list(zip(frame_ids, results, heatmaps, strict=True)), flow_run_id=flow_run_id
+        )
+        for (pulled, frame), result, new in zip(good, results, recorded, strict=True):
+            if new:
                 summary.new_inspections += 1
                 logged.append((frame, result))
             summary.decisions[result.decision.value] += 1

@@ -6,19 +6,23 @@ back together. Results are plain frozen dataclasses, never ORM rows, so callers
 cannot lazily load or accidentally modify the database through them.
 
 Writes that may race between processes (two workers inspecting the same
-frame, two sources registering the same line) insert inside a SAVEPOINT and
-treat a unique-constraint violation as "someone else got there first", which
-works the same on SQLite and PostgreSQL.
+frame, two sources registering the same line) treat a unique-constraint
+conflict as "someone else got there first", the same on SQLite and PostgreSQL:
+frames and inspections, written a chunk at a time, with INSERT … ON CONFLICT
+DO NOTHING (a few statements per chunk, not several per frame); the rest
+insert one row inside a SAVEPOINT.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
+from sqlalchemy import insert as insert_rows
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,7 +64,9 @@ __all__ = [
     "recent_inspections",
     "record_frame",
     "record_frame_error",
+    "record_frames",
     "record_inspection",
+    "record_inspections",
     "register_model",
     "set_watermark",
 ]
@@ -160,33 +166,60 @@ def ensure_camera(
 
 
 def record_frame(session: Session, frame: Frame, store_path: str) -> int:
-    """Store a frame's metadata and return its id; an already-known sha256 returns the old id.
+    """Store one frame's metadata and return its id (see ``record_frames``)."""
+    return record_frames(session, [(frame, store_path)])[0]
 
-    The line is registered (named by its id) if nothing registered it yet, so an
+
+def record_frames(session: Session, frames: Sequence[tuple[Frame, str]]) -> list[int]:
+    """Store the metadata of (frame, store path) pairs; their ids, in order. A frame whose sha256 is
+    already known keeps its old id, also when another process records it at the same moment.
+
+    A line is registered (named by its id) if nothing registered it yet, so an
     accepted frame is never lost to a missing foreign key.
     """
+    shas = [frame.sha256 for frame, _ in frames]
+    ids = _frame_ids(session, shas)
+    new = {frame.sha256: (frame, path) for frame, path in frames if frame.sha256 not in ids}
+    if new:
+        for line_id in sorted({frame.line_id for frame, _ in new.values()}):
+            _ensure_line_exists(session, line_id)
+        now = utcnow()
+        rows = [
+            {
+                "sha256": frame.sha256,
+                "line_id": frame.line_id,
+                "camera_id": frame.camera_id,
+                "captured_at": frame.captured_at,
+                "source_uri": frame.source_uri,
+                "width": frame.width,
+                "height": frame.height,
+                "store_path": path,
+                "created_at": now,
+            }
+            for frame, path in new.values()
+        ]
+        session.execute(_insert_skipping_conflicts(session, FrameRow, "sha256"), rows)
+        ids.update(_frame_ids(session, list(new)))
+    missing = [sha for sha in shas if sha not in ids]
+    if missing:  # a conflict that is not the one we expect: surface it
+        raise StorageError(f"could not insert or find frame {missing[0]}")
+    return [ids[sha] for sha in shas]
 
-    def known() -> int | None:
-        return session.scalar(select(FrameRow.id).where(FrameRow.sha256 == frame.sha256))
 
-    if (frame_id := known()) is not None:
-        return frame_id
-    _ensure_line_exists(session, frame.line_id)
-    row = FrameRow(
-        sha256=frame.sha256,
-        line_id=frame.line_id,
-        camera_id=frame.camera_id,
-        captured_at=frame.captured_at,
-        source_uri=frame.source_uri,
-        width=frame.width,
-        height=frame.height,
-        store_path=store_path,
-    )
-    if _insert_once(session, row):
-        return row.id
-    if (frame_id := known()) is None:  # the conflict was not the one we expect: surface it
-        raise StorageError(f"could not insert or find frame {frame.sha256}")
-    return frame_id
+def _frame_ids(session: Session, shas: Sequence[str]) -> dict[str, int]:
+    found = session.execute(select(FrameRow.sha256, FrameRow.id).where(FrameRow.sha256.in_(shas)))
+    return dict(found.tuples().all())
+
+
+def _insert_skipping_conflicts(session: Session, model: type[Base], *unique: str) -> Any:
+    """INSERT … ON CONFLICT (unique) DO NOTHING: a row another transaction already holds is skipped
+    (PostgreSQL waits for that transaction first), on both supported databases."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing(index_elements=list(unique))
+    if dialect == "sqlite":
+        return sqlite.insert(model).on_conflict_do_nothing(index_elements=list(unique))
+    raise StorageError(f"unsupported database {dialect!r}: expected sqlite or postgresql")
 
 
 def record_frame_error(
@@ -213,23 +246,22 @@ def record_frame_error(
 # --- inspections -----------------------------------------------------------
 
 
-def _finding_row(finding: Finding) -> FindingRow:
-    """Flatten a finding; numbers go through int()/float() since numpy scalars are not JSON."""
+def _finding_values(finding: Finding) -> dict[str, Any]:
+    """A finding's columns; numbers go through int()/float() since numpy scalars are not JSON."""
     region = finding.region
-    row = FindingRow(
-        specialist=finding.specialist,
-        model_version=finding.model_version,
-        kind=str(finding.kind),
-        score=None if finding.score is None else float(finding.score),
-        label=finding.label,
-        text=finding.text,
-    )
-    if region is not None:
-        row.box_x, row.box_y, row.box_w, row.box_h = (int(v) for v in region.box)
-        row.area_px = int(region.area_px)
-        row.area_mm2 = None if region.area_mm2 is None else float(region.area_mm2)
-        row.length_mm = None if region.length_mm is None else float(region.length_mm)
-    return row
+    box = (None,) * 4 if region is None else tuple(int(v) for v in region.box)
+    return {
+        "specialist": finding.specialist,
+        "model_version": finding.model_version,
+        "kind": str(finding.kind),
+        "score": None if finding.score is None else float(finding.score),
+        "label": finding.label,
+        "text": finding.text,
+        **dict(zip(("box_x", "box_y", "box_w", "box_h"), box, strict=True)),
+        "area_px": None if region is None else int(region.area_px),
+        "area_mm2": None if region is None or region.area_mm2 is None else float(region.area_mm2),
+        "length_mm": None if region is None or region.length_mm is None else float(region.length_mm),
+    }
 
 
 def record_inspection(
@@ -240,48 +272,71 @@ def record_inspection(
     flow_run_id: str | None = None,
     heatmap_sha256: str | None = None,
 ) -> bool:
-    """Store an inspection and its findings; False, writing nothing, if this frame
-    was already inspected under this ``config_hash``.
+    """Store one inspection and its findings (see ``record_inspections``)."""
+    return record_inspections(session, [(frame_id, result, heatmap_sha256)], flow_run_id=flow_run_id)[0]
 
-    Safe when two processes race on the same frame: the loser's insert hits the
-    unique constraint inside a savepoint and returns False.
+
+def record_inspections(
+    session: Session,
+    inspections: Sequence[tuple[int, InspectionResult, str | None]],
+    *,
+    flow_run_id: str | None = None,
+) -> list[bool]:
+    """Store (frame id, result, heat map sha256) inspections and their findings, in a few statements
+    for the lot; for each, False, writing nothing, if that frame was already inspected under that
+    ``config_hash``.
+
+    Safe when two processes race on the same frame: the unique constraint lets one
+    insert win, and the other's is skipped (False).
     """
-    frame_row = session.get(FrameRow, frame_id)  # no query when the frame was just recorded
-    if frame_row is None:
-        raise StorageError(f"cannot record inspection: no frame with id {frame_id}")
-    frame_sha = frame_row.sha256
-    if frame_sha != result.frame_sha256:
-        raise ValueError(
-            f"inspection is for frame {result.frame_sha256[:12]}…, "
-            f"but frame id {frame_id} is {frame_sha[:12]}…"
+    if not inspections:
+        return []
+    frame_shas = dict(
+        session.execute(
+            select(FrameRow.id, FrameRow.sha256).where(FrameRow.id.in_({i for i, _, _ in inspections}))
         )
-
-    def existing() -> int | None:
-        return session.scalar(
-            select(InspectionRow.id).where(
-                InspectionRow.frame_id == frame_id, InspectionRow.config_hash == result.config_hash
-            )
-        )
-
-    score = result.anomaly_score
-    row = InspectionRow(
-        frame_id=frame_id,
-        config_hash=result.config_hash,
-        decision=str(result.decision),
-        reason=result.reason,
-        anomaly_score=None if score is None else float(score),
-        timings_ms={str(k): float(v) for k, v in result.timings_ms.items()},
-        providers=[str(p) for p in result.providers],
-        model_versions={f.specialist: f.model_version for f in result.findings},
-        flow_run_id=flow_run_id,
-        heatmap_sha256=heatmap_sha256,
-        findings=[_finding_row(f) for f in result.findings],
+        .tuples()
+        .all()
     )
-    if _insert_once(session, row):
-        return True
-    if existing() is None:  # the conflict was not the one we expect: surface it
-        raise StorageError(f"could not record inspection of frame id {frame_id}")
-    return False
+    for frame_id, result, _ in inspections:
+        if frame_id not in frame_shas:
+            raise StorageError(f"cannot record inspection: no frame with id {frame_id}")
+        if frame_shas[frame_id] != result.frame_sha256:
+            raise ValueError(
+                f"inspection is for frame {result.frame_sha256[:12]}…, "
+                f"but frame id {frame_id} is {frame_shas[frame_id][:12]}…"
+            )
+    now = utcnow()
+    rows = [
+        {
+            "frame_id": frame_id,
+            "config_hash": result.config_hash,
+            "decision": str(result.decision),
+            "reason": result.reason,
+            "anomaly_score": None if result.anomaly_score is None else float(result.anomaly_score),
+            "timings_ms": {str(k): float(v) for k, v in result.timings_ms.items()},
+            "providers": [str(p) for p in result.providers],
+            "model_versions": {f.specialist: f.model_version for f in result.findings},
+            "flow_run_id": flow_run_id,
+            "heatmap_sha256": heatmap_sha256,
+            "created_at": now,
+        }
+        for frame_id, result, heatmap_sha256 in inspections
+    ]
+    insert = _insert_skipping_conflicts(session, InspectionRow, "frame_id", "config_hash").returning(
+        InspectionRow.id, InspectionRow.frame_id, InspectionRow.config_hash
+    )
+    new = {(frame_id, config): row_id for row_id, frame_id, config in session.execute(insert, rows).tuples()}
+    recorded = []
+    findings = []
+    for frame_id, result, _ in inspections:
+        row_id = new.pop((frame_id, result.config_hash), None)  # a repeat within the lot is not new
+        recorded.append(row_id is not None)
+        if row_id is not None:
+            findings += [{**_finding_values(f), "inspection_id": row_id} for f in result.findings]
+    if findings:
+        session.execute(insert_rows(FindingRow), findings)
+    return recorded
 
 
 def _inspection_record(inspection: InspectionRow, frame: FrameRow) -> InspectionRecord:

@@ -29,7 +29,9 @@ from pipeline.db.repository import (
     recent_inspections,
     record_frame,
     record_frame_error,
+    record_frames,
     record_inspection,
+    record_inspections,
     set_watermark,
 )
 from pipeline.errors import StorageError
@@ -86,6 +88,37 @@ def test_record_inspection_is_idempotent_per_config(
     assert record_inspection(db_session, frame_id, make_result(frame, config_hash="cfg-2"))
     db_session.commit()
     assert (_count(db_session, InspectionRow), _count(db_session, FindingRow)) == (2, 4)
+
+
+def test_a_lot_of_frames_and_inspections_is_recorded_together(
+    db_session: Session, make_frame: MakeFrame, make_result: MakeResult
+) -> None:
+    frames = [make_frame(i) for i in range(4)]
+    early = record_frame(db_session, frames[0], "store/0.png")
+    assert record_inspection(db_session, early, make_result(frames[0]))
+    # frame 2 appears twice in the lot: one row, one id
+    lot = [*frames, frames[2]]
+    ids = record_frames(db_session, [(f, f"store/{i}.png") for i, f in enumerate(lot)])
+    assert ids[0] == early and ids[2] == ids[4] and len(set(ids)) == 4
+    scores = [0.1, 0.2, 0.3, 0.4, 0.3]
+    triples = zip(ids, lot, scores, strict=True)
+    recorded = record_inspections(
+        db_session,
+        [(i, make_result(f, score=s), f"{n}" * 64) for n, (i, f, s) in enumerate(triples)],
+        flow_run_id="lot",
+    )
+    db_session.commit()
+    # frame 0 was inspected before; the repeat of frame 2 is not a second inspection
+    assert recorded == [False, True, True, True, False]
+    assert (_count(db_session, FrameRow), _count(db_session, InspectionRow)) == (4, 4)
+    assert _count(db_session, FindingRow) == 4 * 2
+    by_frame = {r.frame_sha256: r for r in recent_inspections(db_session, "line-a")}
+    for n in (1, 2, 3):
+        record = by_frame[frames[n].sha256]
+        assert (record.anomaly_score, record.heatmap_sha256) == (pytest.approx(scores[n]), f"{n}" * 64)
+        anomaly, _ = inspection_findings(db_session, record.id)
+        assert anomaly.score == pytest.approx(scores[n])  # findings belong to their own inspection
+    assert record_frames(db_session, []) == [] and record_inspections(db_session, []) == []
 
 
 def test_inspection_fields_and_findings_with_regions(
