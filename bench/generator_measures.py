@@ -270,14 +270,18 @@ def per_class_c2st(real: np.ndarray, fake: np.ndarray, classes: list[str]) -> di
     return {c: c2st_accuracy(real[labels == c], fake[labels == c]) for c in sorted(set(classes))}
 
 
+OLD = {"feather_paste": True}  # variants measured before the paste kept to the mask keep their meaning
 SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling]] = {  # name -> (steps, sampling); None: default
     "default": (None, Sampling()),
     # the sampling before 2026-11-26
-    "plain": (None, Sampling(resample_known=False, match_class=False, match_grain=False)),
-    "resample_known": (None, Sampling(match_class=False)),
-    "match_class": (None, Sampling(resample_known=False)),
+    "plain": (None, Sampling(resample_known=False, match_class=False, match_grain=False, **OLD)),
+    "resample_known": (None, Sampling(match_class=False, **OLD)),
+    "match_class": (None, Sampling(resample_known=False, **OLD)),
     "steps_50": (50, Sampling()),
-    "no_grain": (None, Sampling(match_grain=False)),  # the default before the grain of the surface
+    "no_grain": (None, Sampling(match_grain=False, **OLD)),  # the default before the grain of the surface
+    "feathered": (None, Sampling(**OLD)),  # the default before the paste kept to the mask
+    "local_contrast": (None, Sampling(match_local_contrast=True)),
+    "feathered_local_contrast": (None, Sampling(match_local_contrast=True, **OLD)),
 }
 
 
