@@ -280,8 +280,6 @@ SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling]] = {  # name -> (steps,
     "steps_50": (50, Sampling()),
     "no_grain": (None, Sampling(match_grain=False, **OLD)),  # the default before the grain of the surface
     "feathered": (None, Sampling(**OLD)),  # the default before the paste kept to the mask
-    "local_contrast": (None, Sampling(match_local_contrast=True)),
-    "feathered_local_contrast": (None, Sampling(match_local_contrast=True, **OLD)),
 }
 
 

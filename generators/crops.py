@@ -15,8 +15,6 @@ import numpy as np
 
 CONTEXT = 1.4  # window side relative to the mask's longer side
 GRAIN_PATCH = 16  # side of the surface patches an upscaled window's grain is made of (halved until one fits)
-LOCAL_BAND = 1 / 32  # blur σ of the local-contrast band, relative to the window's side (2 px at 64 px)
-FLAT = 1e-3  # a local-detail spread below this (in the pixels' own units) is no detail: rounding error
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,37 +101,14 @@ def paste_window(
     return out
 
 
-def fine_detail(array: np.ndarray, sigma: float, valid: np.ndarray | None = None) -> np.ndarray:
-    """``array`` (H×W×C) minus its Gaussian blur; with ``valid`` (H×W bool), the blur averages valid pixels
-    only, so the detail at a valid pixel does not depend on any other pixel's value."""
+def fine_detail(array: np.ndarray, sigma: float, valid: np.ndarray) -> np.ndarray:
+    """``array`` (H×W×C) minus its Gaussian blur, the blur averaging ``valid`` (H×W bool) pixels only, so the
+    detail at a valid pixel does not depend on any other pixel's value."""
     values = array.astype(np.float32)
-    if valid is None:
-        return values - cv2.GaussianBlur(values, (0, 0), sigma).reshape(values.shape)
     weight = valid.astype(np.float32)
     blurred = cv2.GaussianBlur(values * weight[..., None], (0, 0), sigma).reshape(values.shape)
     norm = np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-6)
     return values - blurred / norm[..., None]
-
-
-def band_spread(window: np.ndarray, region: np.ndarray) -> float:
-    """Standard deviation over ``region`` (H×W bool) of the local detail of the window's (H×W×3, BGR) grey
-    level: what is finer than a Gaussian blur of ``LOCAL_BAND`` × the window's side, the blur averaging
-    ``region``'s pixels only, so no pixel outside ``region`` is read. 0 where ``region`` has < 2 pixels."""
-    if region.sum() < 2:
-        return 0.0
-    return float(fine_detail(grey_level(window), LOCAL_BAND * window.shape[0], region)[region].std())
-
-
-def grey_level(window: np.ndarray) -> np.ndarray:
-    """H×W×3 BGR -> H×W×1 float32, the grey level that ``paste_window`` gives a grey frame's defect."""
-    return cv2.cvtColor(window.astype(np.float32), cv2.COLOR_BGR2GRAY)[..., None]
-
-
-def local_contrast(window: np.ndarray, mask: np.ndarray) -> float | None:
-    """A defect's local contrast: ``band_spread`` inside ``mask`` relative to the same on the surface around
-    it (the window outside the mask); None where either is flat. ``window`` is at the model's size."""
-    inside, surface = band_spread(window, mask), band_spread(window, ~mask)
-    return inside / surface if min(inside, surface) > FLAT else None
 
 
 def shuffled_patches(

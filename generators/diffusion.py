@@ -27,18 +27,7 @@ from diffusers.models.unets.unet_2d import UNet2DModel
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
-from generators.crops import (
-    FLAT,
-    LOCAL_BAND,
-    CropBox,
-    band_spread,
-    crop_around,
-    fine_detail,
-    grey_level,
-    model_mask,
-    paste_window,
-    resize_square,
-)
+from generators.crops import CropBox, crop_around, model_mask, paste_window, resize_square
 from generators.masks import MaskSampler
 from pipeline.errors import DatasetError, ModelContractError
 
@@ -115,10 +104,6 @@ class Sampling:
     ``match_class``: the generated pixels are shifted and scaled so that their grey level sits at the
     class's offset from the surroundings and their spread is the class's contrast, both drawn (from the
     seed) from the real defects' statistics on the card; a card without them leaves the pixels as they are.
-    ``match_local_contrast`` (off by default: measured, no gain): then the generated pixels' local detail
-    (finer than a blur of 1/32 of the window) is scaled so that its spread, relative to the same on the
-    real surface around the mask, is the class's local contrast drawn (from the seed) from the card
-    (``crops.local_contrast``); the larger shading is kept. A card without it leaves the pixels as they are.
     ``match_grain``: where the window was upscaled from the model's size (the defect's window is larger),
     the pasted pixels get the fine detail (sensor grain, grinding streaks) that upscaling cannot produce:
     16 px patches of the real surface's high-pass residual, drawn (from the seed) from outside the mask
@@ -130,7 +115,6 @@ class Sampling:
 
     resample_known: bool = True
     match_class: bool = True
-    match_local_contrast: bool = False
     match_grain: bool = True
     feather_paste: bool = False
 
@@ -227,12 +211,8 @@ class DefectInpaintingGenerator(CardNamed):
         mask_t = torch.from_numpy(model_mask(crop.cut(mask), size))[None, None]
         sample = self._denoise(known, mask_t, label, steps, scale, seed, sampling.resample_known)
         stats = self.class_stats(defect_class) or {}
-        draws = np.random.default_rng(seed)
         if sampling.match_class and "offset" in stats:
-            sample = _match_class(sample, known, mask_t, stats, draws)
-        if sampling.match_local_contrast and "local_contrast" in stats:
-            ratio = stats["local_contrast"] * np.exp(draws.normal(0.0, stats["local_contrast_spread"]))
-            sample = _match_local_contrast(sample, known, mask_t, ratio)
+            sample = _match_class(sample, known, mask_t, stats, np.random.default_rng(seed))
         sample = sample * mask_t + known * (1.0 - mask_t)
         grain = np.random.default_rng(seed) if sampling.match_grain else None
         return InpaintingOutput(
@@ -335,39 +315,6 @@ def _match_class(
     moved = sample.clone()
     moved[inside] = (values - values.mean()) * scale + surface + offset
     return moved
-
-
-def _match_local_contrast(
-    sample: torch.Tensor, known: torch.Tensor, mask: torch.Tensor, ratio: float
-) -> torch.Tensor:
-    """Generated pixels (inside the mask) whose local detail (``crops.band_spread``) is ``ratio`` times that
-    of the real surface outside the mask, or as near as scaling the detail gets.
-
-    The pixels become ``values + t * detail``; a blur does not split pixels exactly into bands (the blurred
-    pixels keep a little detail), so the spread that ``band_spread`` then measures, ``std(a + t b)`` with
-    ``a`` the grey level's detail and ``b`` the detail's own detail, is solved for ``t``."""
-    inside = mask[0, 0].numpy() > 0
-    if inside.sum() < 2:
-        return sample
-    values = _pixels(sample)
-    sigma = LOCAL_BAND * values.shape[0]
-    detail = fine_detail(values, sigma, inside)
-    grey = grey_level(detail)  # the detail of the grey level: the blur is linear
-    a, b = grey[inside], fine_detail(grey, sigma, inside)[inside]
-    a, b = a - a.mean(), b - b.mean()
-    saa, sab, sbb = float((a * a).mean()), float((a * b).mean()), float((b * b).mean())
-    if sbb < FLAT**2:
-        return sample
-    target = ratio * band_spread(_pixels(known), ~inside)
-    least = saa - sab * sab / sbb  # the smallest spread reachable, at t = -sab / sbb
-    t = -sab / sbb + np.sqrt(max(0.0, target * target - least) / sbb)
-    out = np.where(inside[..., None], values + t * detail, values)
-    return torch.from_numpy(np.ascontiguousarray(out[..., ::-1])).permute(2, 0, 1)[None]
-
-
-def _pixels(window: torch.Tensor) -> np.ndarray:
-    """A 1×3×H×W RGB window as an H×W×3 BGR float32 array (the channel order of images)."""
-    return np.ascontiguousarray(window[0].permute(1, 2, 0).numpy()[..., ::-1], dtype=np.float32)
 
 
 def read_card(folder: Path) -> GeneratorCard:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from generators.crops import crop_around, local_contrast, model_mask, resize_square
+from generators.crops import crop_around, model_mask, resize_square
 from generators.diffusion import (
     CARD_FILE,
     UNCONDITIONAL,
@@ -119,13 +119,10 @@ def mask_sampler(examples: list[DefectExample]) -> MaskSampler:
 RING_PX = 3  # width of the ring just outside a mask whose grey level a defect's offset is measured from
 
 
-def class_pixel_stats(examples: list[DefectExample], size: int) -> dict[str, dict[str, float]]:
+def class_pixel_stats(examples: list[DefectExample]) -> dict[str, dict[str, float]]:
     """Per class: mean and spread (over images) of the grey level and contrast inside real masks, and of
-    the offset of that grey level from the ring of surface just outside the mask (dark defects < 0); and
-    the local contrast (``crops.local_contrast``, in the window the model sees at ``size`` px): its
-    geometric mean over images and the spread of its logarithm."""
+    the offset of that grey level from the ring of surface just outside the mask (dark defects < 0)."""
     per_class: dict[str, list[tuple[float, float, float]]] = {}
-    local: dict[str, list[float]] = {}
     kernel = np.ones((2 * RING_PX + 1,) * 2, np.uint8)
     for e in examples:
         grey = cv2.cvtColor(e.image, cv2.COLOR_BGR2GRAY).astype(np.float64)
@@ -133,11 +130,6 @@ def class_pixel_stats(examples: list[DefectExample], size: int) -> dict[str, dic
         inside = grey[e.mask]
         offset = inside.mean() - (grey[ring].mean() if ring.any() else inside.mean())
         per_class.setdefault(e.defect_class, []).append((inside.mean(), inside.std(), offset))
-        crop = crop_around(e.mask, size)
-        window_mask = model_mask(crop.cut(e.mask), size) > 0
-        ratio = local_contrast(resize_square(crop.cut(e.image), size).astype(np.float32), window_mask)
-        if ratio is not None:
-            local.setdefault(e.defect_class, []).append(np.log(ratio))
     stats = {}
     for defect_class, values in per_class.items():
         array = np.array(values)
@@ -149,12 +141,6 @@ def class_pixel_stats(examples: list[DefectExample], size: int) -> dict[str, dic
             "offset": float(array[:, 2].mean()),
             "offset_spread": float(array[:, 2].std()),
         }
-        if defect_class in local:
-            logs = np.array(local[defect_class])
-            stats[defect_class] |= {
-                "local_contrast": float(np.exp(logs.mean())),
-                "local_contrast_spread": float(logs.std()),
-            }
     return stats
 
 
@@ -166,7 +152,7 @@ def refresh_class_stats(folder: Path) -> dict[str, dict[str, float]]:
     examples, files = load_defect_examples(data)
     if digest_files(files) != card.training["data_digest"]:
         raise DatasetError(f"{data}: differs from the data {folder} was fitted on (digest on its card)")
-    stats = class_pixel_stats(examples, card.image_size)
+    stats = class_pixel_stats(examples)
     path = folder / CARD_FILE
     raw = json.loads(path.read_text())
     raw["class_stats"] = stats
@@ -249,7 +235,7 @@ def fit_generator(
             "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__ if k != "unet"},
             "unet": {"block_out_channels": list(settings.unet.block_out_channels), "image_size": size},
         },
-        class_stats=class_pixel_stats(examples, size),
+        class_stats=class_pixel_stats(examples),
     )
     generator = DefectInpaintingGenerator(unet, training_scheduler(), mask_sampler(examples), card)
     folder = models_root / name / version
