@@ -204,6 +204,15 @@ def fit_anomaly(
     image_size: Annotated[
         int | None, typer.Option("--image-size", min=32, help="model input side (default: the backbone's)")
     ] = None,
+    edge_padding: Annotated[
+        int,
+        typer.Option(
+            "--edge-padding",
+            min=0,
+            help="repeat the frame's border pixels this far (model-input px, a multiple of 16) before the "
+            "backbone, so defects touching the frame's edge are seen; costs input area",
+        ),
+    ] = 0,
     activate: Annotated[bool, typer.Option(help="make this version the active one")] = True,
     calibration_defects: Annotated[
         Path | None,
@@ -256,6 +265,7 @@ def fit_anomaly(
             image_size=image_size,
             backbone=backbone,
             layers=_parse_layers(layers),
+            edge_padding=edge_padding,
         )
     training = record.metrics["training"]
     console.print(

@@ -2,7 +2,10 @@
 
 Mid-level features of a pretrained backbone (by default EfficientNet-Lite0,
 blocks at 1/8 and 1/16 resolution; see ``backbones.py`` for the others),
-averaged over a 3×3 neighbourhood, form patch descriptors. A greedy k-centre
+averaged over a 3×3 neighbourhood, form patch descriptors. With ``edge_padding``
+the input is first extended by repeating its border pixels and the maps are cropped
+back, so patches at the frame's edge are described from image content rather than
+from the convolutions' zero padding. A greedy k-centre
 coreset of the good parts' descriptors is the memory bank; a patch's anomaly is
 its distance to the nearest bank entry. The whole scoring path - features,
 nearest neighbour, upsampling and smoothing - is one ONNX graph, so inspection
@@ -25,6 +28,7 @@ from torch import nn
 
 from inspectors.preprocess import Preprocessing, to_model_input
 from inspectors.training.backbones import Backbone, OnnxBackbone, load_backbone
+from pipeline.errors import ModelContractError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class PatchCoreSettings:
     image_size: int | None = None  # None: the backbone's own (Lite0 224, Lite1 240, Lite2 260)
     layers: tuple[int | str, ...] | None = None  # None: the backbone's default (strides 8 and 16)
     neighbourhood: int = 3
+    edge_padding: int = 0  # input pixels repeated on each side; a multiple of the coarsest stride
     bank_size: int = 4096
     max_candidates: int = 200_000  # patches sampled before the coreset: bounds fit memory
     projection_dim: int = 64  # coreset selection runs on a random projection (speed)
@@ -45,13 +50,42 @@ class PatchCoreSettings:
     seed: int = 0
 
 
+def _edge_cells(backbone: Backbone, padding: int) -> tuple[int, ...]:
+    """Map cells to crop on each side so that a padded input's maps cover the frame alone."""
+    if padding == 0:
+        return tuple(0 for _ in backbone.map_sizes)
+    if not backbone.traceable:
+        raise ModelContractError(
+            f"edge_padding={padding}: backbone {backbone.name} is an ONNX graph with a fixed input; "
+            "edge padding needs a torch backbone (lite0-2 or hf:DIR)"
+        )
+    cells = tuple(padding / s for s in backbone.strides)
+    if padding < 0 or any(c != int(c) for c in cells):
+        raise ModelContractError(
+            f"edge_padding={padding}: must be a non-negative multiple of every map stride "
+            f"{[round(s, 3) for s in backbone.strides]} of backbone {backbone.name}"
+        )
+    side = backbone.image_size + 2 * padding
+    with torch.no_grad():
+        maps = backbone(torch.zeros(1, 3, side, side))
+    for m, c, hw in zip(maps, cells, backbone.map_sizes, strict=True):
+        if (m.shape[-2] - 2 * int(c), m.shape[-1] - 2 * int(c)) != hw:
+            raise ModelContractError(
+                f"edge_padding={padding}: backbone {backbone.name} gives {tuple(m.shape[-2:])} maps "
+                f"at {side} px, which do not crop back to {hw}"
+            )
+    return tuple(int(c) for c in cells)
+
+
 class PatchFeatures(nn.Module):
     """Locally aggregated multi-layer descriptors at the finest chosen stride."""
 
-    def __init__(self, backbone: Backbone, neighbourhood: int):
+    def __init__(self, backbone: Backbone, neighbourhood: int, edge_padding: int = 0):
         super().__init__()
         self.backbone = backbone
         self.pool = nn.AvgPool2d(neighbourhood, stride=1, padding=neighbourhood // 2)
+        self.edge_padding = edge_padding
+        self.edge_cells = _edge_cells(backbone, edge_padding)
         # sizes are fixed by the input size: coarser maps are upsampled to the finest one
         self.grid = max(backbone.map_sizes, key=lambda hw: hw[0] * hw[1])
         self.upsample = [hw != self.grid for hw in backbone.map_sizes]
@@ -59,12 +93,18 @@ class PatchFeatures(nn.Module):
     def aggregate(self, feature_maps: list[torch.Tensor]) -> torch.Tensor:
         maps = [self.pool(m) for m in feature_maps]
         maps = [
+            m[..., c : m.shape[-2] - c, c : m.shape[-1] - c] if c else m
+            for m, c in zip(maps, self.edge_cells, strict=True)
+        ]
+        maps = [
             F.interpolate(m, size=self.grid, mode="bilinear", align_corners=False) if up else m
             for m, up in zip(maps, self.upsample, strict=True)
         ]
         return torch.cat(maps, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.edge_padding:
+            x = F.pad(x, (self.edge_padding,) * 4, mode="replicate")
         return self.aggregate(self.backbone(x))
 
 
@@ -148,7 +188,7 @@ def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings)
     """Fit the memory bank on good images; memory stays bounded by ``max_candidates``."""
     torch.manual_seed(settings.seed)
     backbone = load_backbone(settings.backbone, settings.layers, settings.image_size)
-    features = PatchFeatures(backbone, settings.neighbourhood).eval()
+    features = PatchFeatures(backbone, settings.neighbourhood, settings.edge_padding).eval()
     images = list(images_bgr)
     if not images:
         raise ValueError("fit_patchcore needs at least one good image")
