@@ -60,6 +60,8 @@ class AnomalySettings(_Strict):
     # The feature backbone train_model fits with (lite0 | lite1 | lite2 | onnx:PATH | hf:DIR), chosen
     # per line by measured accuracy against speed (docs/benchmarks.md). Also a training policy.
     backbone: str = Field(default="lite0", min_length=1, exclude=True)
+    # Border pixels repeated before the backbone (model-input px; docs/architecture.md), also for train_model.
+    edge_padding: int = Field(default=0, ge=0, exclude=True)
 
     @model_validator(mode="after")
     def _both_or_none(self) -> AnomalySettings:

@@ -53,16 +53,18 @@ def new_version(
     card["version"] = "fitted-by-flow"
     (model_dir / "model.json").write_text(json.dumps(card))
 
-    def fake_fit(ws: Workspace, data: Path, name: str, *, activate: bool, backbone: str) -> ModelRecord:
+    def fake_fit(
+        ws: Workspace, data: Path, name: str, *, activate: bool, backbone: str, edge_padding: int
+    ) -> ModelRecord:
         assert name == "test-anomaly" and (data / "train" / "good").is_dir()
-        fitted_with.append(backbone)
+        fitted_with.append((backbone, edge_padding))
         return pipeline.fitting.register_model_dir(ws, model_dir, activate=activate)
 
     monkeypatch.setattr(pipeline.fitting, "fit_from_dataset", fake_fit)
     return "fitted-by-flow"
 
 
-fitted_with: list[str] = []  # the backbone each fake fit was asked for
+fitted_with: list[tuple[str, int]] = []  # the backbone and edge padding each fake fit was asked for
 
 
 def _active_version(ws: Workspace) -> str:
@@ -78,7 +80,8 @@ def test_train_model_evaluates_and_activates_only_when_configured(
         line_file = workspace.config_dir / "lines" / "test.yaml"
         line_file.write_text(
             line_file.read_text().replace(
-                "model: test-anomaly", "model: test-anomaly, auto_activate: true, backbone: lite1"
+                "model: test-anomaly",
+                "model: test-anomaly, auto_activate: true, backbone: lite1, edge_padding: 32",
             )
         )
     before = _active_version(workspace)
@@ -90,7 +93,8 @@ def test_train_model_evaluates_and_activates_only_when_configured(
         database_url=workspace.database_url,
     )
     assert outcome["version"] == new_version and outcome["activated"] is auto_activate
-    assert fitted_with[-1] == ("lite1" if auto_activate else "lite0")  # the line's backbone, else Lite0
+    # the line's backbone and padding, else Lite0 unpadded
+    assert fitted_with[-1] == (("lite1", 32) if auto_activate else ("lite0", 0))
     metrics = json.loads(Path(outcome["metrics_path"]).read_text())
     assert metrics["n_good"] > 0 and metrics["n_defect"] > 0
     assert _active_version(workspace) == (new_version if auto_activate else before)
