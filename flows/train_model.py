@@ -19,21 +19,18 @@ from pipeline.db.model_registry import ModelRecord
 
 # Persisted and keyed on the run: a retried or restarted run reuses the fitted model instead of
 # fitting again, while a new run always fits afresh (the data folder may have changed).
-@task(persist_result=True, cache_policy=INPUTS + RUN_ID, task_run_name="fit {model_name} ({backbone})")
+@task(persist_result=True, cache_policy=INPUTS + RUN_ID, task_run_name="fit {model_name}")
 def fit_task(
     data: str,
     model_name: str,
-    backbone: str,
-    edge_padding: int,
+    fit_options: dict[str, Any],
     data_dir: str | None,
     database_url: str | None,
 ) -> ModelRecord:
     from pipeline.fitting import fit_from_dataset
 
     ws = workspace_for(data_dir, None, database_url)
-    return fit_from_dataset(
-        ws, Path(data), model_name, activate=False, backbone=backbone, edge_padding=edge_padding
-    )
+    return fit_from_dataset(ws, Path(data), model_name, activate=False, **fit_options)
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], persist_result=True, task_run_name="evaluate {model_dir}")
@@ -61,12 +58,10 @@ def train_model(
     config_dir: str | None = None,
     database_url: str | None = None,
 ) -> dict[str, Any]:
-    """Fit the line's model with its backbone on ``data`` (MVTec AD layout), then evaluate it."""
+    """Fit the line's model with its training policy on ``data`` (MVTec AD layout), then evaluate it."""
     ws = workspace_for(data_dir, config_dir, database_url)
     settings = ws.line(line_id).specialists.anomaly
-    record = fit_task(
-        data, settings.model, settings.backbone, settings.edge_padding, str(ws.data_dir), database_url
-    )
+    record = fit_task(data, settings.model, settings.fit_options(), str(ws.data_dir), database_url)
     out_dir = ws.data_dir / "evaluations" / record.name / record.version
     metrics = evaluate_task(record.path, data, str(out_dir))
     if settings.auto_activate:

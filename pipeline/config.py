@@ -62,6 +62,12 @@ class AnomalySettings(_Strict):
     backbone: str = Field(default="lite0", min_length=1, exclude=True)
     # Border pixels repeated before the backbone (model-input px; docs/architecture.md), also for train_model.
     edge_padding: int = Field(default=0, ge=0, exclude=True)
+    # Patches kept in the memory bank (docs/benchmarks.md: larger banks score textures better, run slower).
+    bank_size: int = Field(default=4096, ge=64, exclude=True)
+
+    def fit_options(self) -> dict[str, Any]:
+        """The training policy train_model fits this line's model with."""
+        return {"backbone": self.backbone, "edge_padding": self.edge_padding, "bank_size": self.bank_size}
 
     @model_validator(mode="after")
     def _both_or_none(self) -> AnomalySettings:

@@ -174,12 +174,18 @@ def greedy_coreset(candidates: torch.Tensor, size: int, projection_dim: int, see
     gen = torch.Generator().manual_seed(seed)
     proj = torch.randn(candidates.shape[1], projection_dim, generator=gen) / math.sqrt(projection_dim)
     z = candidates @ proj
+    sq_norms = (z * z).sum(1)
     chosen = torch.empty(size, dtype=torch.long)
-    chosen[0] = int(torch.randint(n, (1,), generator=gen))
-    min_d = ((z - z[chosen[0]]) ** 2).sum(1)
-    for i in range(1, size):
-        chosen[i] = int(torch.argmax(min_d))
-        min_d = torch.minimum(min_d, ((z - z[chosen[i]]) ** 2).sum(1))
+    min_d = torch.full((n,), math.inf)
+    d = torch.empty(n)
+    pick = int(torch.randint(n, (1,), generator=gen))
+    for i in range(size):
+        chosen[i] = pick
+        # |z - c|² = |z|² - 2 z·c + |c|²: one matrix-vector product, no N×D temporary per step
+        torch.mv(z, z[pick], out=d)
+        d.mul_(-2).add_(sq_norms).add_(sq_norms[pick])
+        torch.minimum(min_d, d, out=min_d)
+        pick = int(torch.argmax(min_d))
     return chosen
 
 

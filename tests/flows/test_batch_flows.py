@@ -54,17 +54,17 @@ def new_version(
     (model_dir / "model.json").write_text(json.dumps(card))
 
     def fake_fit(
-        ws: Workspace, data: Path, name: str, *, activate: bool, backbone: str, edge_padding: int
+        ws: Workspace, data: Path, name: str, *, activate: bool, **fit_options: object
     ) -> ModelRecord:
         assert name == "test-anomaly" and (data / "train" / "good").is_dir()
-        fitted_with.append((backbone, edge_padding))
+        fitted_with.append(fit_options)
         return pipeline.fitting.register_model_dir(ws, model_dir, activate=activate)
 
     monkeypatch.setattr(pipeline.fitting, "fit_from_dataset", fake_fit)
     return "fitted-by-flow"
 
 
-fitted_with: list[tuple[str, int]] = []  # the backbone and edge padding each fake fit was asked for
+fitted_with: list[dict[str, object]] = []  # the training policy each fake fit was asked for
 
 
 def _active_version(ws: Workspace) -> str:
@@ -81,7 +81,8 @@ def test_train_model_evaluates_and_activates_only_when_configured(
         line_file.write_text(
             line_file.read_text().replace(
                 "model: test-anomaly",
-                "model: test-anomaly, auto_activate: true, backbone: lite1, edge_padding: 32",
+                "model: test-anomaly, auto_activate: true, "
+                "backbone: lite1, edge_padding: 32, bank_size: 8192",
             )
         )
     before = _active_version(workspace)
@@ -93,8 +94,9 @@ def test_train_model_evaluates_and_activates_only_when_configured(
         database_url=workspace.database_url,
     )
     assert outcome["version"] == new_version and outcome["activated"] is auto_activate
-    # the line's backbone and padding, else Lite0 unpadded
-    assert fitted_with[-1] == (("lite1", 32) if auto_activate else ("lite0", 0))
+    # the line's training policy, else Lite0, unpadded, 4,096 patches
+    policy = ("lite1", 32, 8192) if auto_activate else ("lite0", 0, 4096)
+    assert fitted_with[-1] == dict(zip(("backbone", "edge_padding", "bank_size"), policy, strict=True))
     metrics = json.loads(Path(outcome["metrics_path"]).read_text())
     assert metrics["n_good"] > 0 and metrics["n_defect"] > 0
     assert _active_version(workspace) == (new_version if auto_activate else before)
