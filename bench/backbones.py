@@ -1,10 +1,11 @@
-"""Anomaly backbones and few-shot curves side by side: AUROC, ONNX images/s at batch 1, fit time.
+"""Anomaly backbones, bank sizes and few-shot curves side by side: AUROC, ONNX images/s at batch 1, fit time.
 
     python bench/backbones.py bench/out/mvtec/casting 200
     python bench/backbones.py bench/out/mvtec/casting 20 50 200 --backbones lite1   # few-shot curve
     python bench/backbones.py DATA 50 --backbones lite0 lite2 hf:models/dinov2-small --out bench/out/bb.json
+    python bench/backbones.py bench/out/mvtec/magnetic-tile 684 --backbones lite1 --bank-size 4096 16384
 
-Each backbone is fitted on the first N good images of the fit split for each N (the
+Each backbone is fitted, for each bank size, on the first N good images of the fit split for each N (the
 calibration split is the same for all), exported, and its ONNX graph scores the
 dataset's whole test split (image and pixel AUROC). Speed is ONNX Runtime on one
 image at a time, preprocessing included, over at most ``--speed-images`` test images
@@ -40,13 +41,16 @@ def images_per_second(model_dir: Path, paths: list[Path]) -> float:
     return len(images) / (time.perf_counter() - started)
 
 
-def measure(request: Any, backbone: str, dataset: Any, out: Path, speed_images: int) -> dict[str, Any]:
+def measure(
+    request: Any, backbone: str, bank_size: int, dataset: Any, out: Path, speed_images: int
+) -> dict[str, Any]:
     request = replace(request, name=backbone.replace(":", "-").replace("/", "_"))
-    request = replace(request, settings=replace(request.settings, backbone=backbone))
+    request = replace(request, settings=replace(request.settings, backbone=backbone, bank_size=bank_size))
     model_dir, card = fit_anomaly(request, out)
     metrics = evaluate_model(model_dir, dataset)
     return {
         "backbone": backbone,
+        "bank_size": card.training["bank_size"],
         "image_size": card.inputs["image"]["shape"][-1],
         "feature_dim": card.training["feature_dim"],
         "image_auroc": metrics["image_auroc"],
@@ -64,31 +68,32 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="dataset in MVTec AD layout")
     parser.add_argument("fit_images", type=int, nargs="+", help="good images to fit on (at most), each")
     parser.add_argument("--backbones", nargs="+", default=["lite0", "lite1", "lite2"])
-    parser.add_argument("--bank-size", type=int, default=PatchCoreSettings().bank_size)
+    parser.add_argument("--bank-size", type=int, nargs="+", default=[PatchCoreSettings().bank_size])
     parser.add_argument("--image-size", type=int, default=None, help="default: each backbone's own")
     parser.add_argument("--speed-images", type=int, default=50)
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
-    settings = PatchCoreSettings(bank_size=args.bank_size, image_size=args.image_size)
+    settings = PatchCoreSettings(image_size=args.image_size)
     request = request_from_mvtec(args.data, "bench-backbones", settings)
     dataset = open_mvtec(args.data)
     out = Path(tempfile.mkdtemp(prefix="qcflow-backbones-"))
     print(f"{args.data}: {len(request.good_images)} good images to fit on, {len(dataset.test)} test images")
-    header = f"{'backbone':<24}{'fit n':>6}{'size':>5}{'dim':>6}{'image AUROC':>13}{'pixel AUROC':>13}"
-    print(header + f"{'img/s b1':>10}{'fit s':>8}{'ONNX MB':>9}")
+    header = f"{'backbone':<24}{'bank':>7}{'fit n':>6}{'size':>5}{'dim':>6}"
+    print(header + f"{'image AUROC':>13}{'pixel AUROC':>13}{'img/s b1':>10}{'fit s':>8}{'ONNX MB':>9}")
     rows = []
     for backbone in args.backbones:
-        for n in args.fit_images:
-            subset = replace(request, good_images=request.good_images[:n])
-            row = measure(subset, backbone, dataset, out, args.speed_images)
-            rows.append(row)
-            pixel = "-" if row["pixel_auroc"] is None else f"{row['pixel_auroc']:.4f}"
-            print(
-                f"{backbone:<24}{row['n_fit_images']:>6}{row['image_size']:>5}{row['feature_dim']:>6}"
-                f"{row['image_auroc']:>13.4f}{pixel:>13}{row['images_per_s_batch1']:>10.1f}"
-                f"{row['fit_seconds']:>8.1f}{row['onnx_mb']:>9.1f}",
-                flush=True,
-            )
+        for bank_size in args.bank_size:
+            for n in args.fit_images:
+                subset = replace(request, good_images=request.good_images[:n])
+                row = measure(subset, backbone, bank_size, dataset, out, args.speed_images)
+                rows.append(row)
+                pixel = "-" if row["pixel_auroc"] is None else f"{row['pixel_auroc']:.4f}"
+                print(
+                    f"{backbone:<24}{row['bank_size']:>7}{row['n_fit_images']:>6}{row['image_size']:>5}"
+                    f"{row['feature_dim']:>6}{row['image_auroc']:>13.4f}{pixel:>13}"
+                    f"{row['images_per_s_batch1']:>10.1f}{row['fit_seconds']:>8.1f}{row['onnx_mb']:>9.1f}",
+                    flush=True,
+                )
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
 
