@@ -213,6 +213,15 @@ def fit_anomaly(
             "backbone, so defects touching the frame's edge are seen; costs input area",
         ),
     ] = 0,
+    blur_sigma: Annotated[
+        float,
+        typer.Option(
+            "--blur-sigma",
+            min=0.5,
+            help="sigma of the Gaussian that smooths the anomaly map (model-input px); wider follows large, "
+            "low-contrast defects better and costs image AUROC",
+        ),
+    ] = 4.0,
     activate: Annotated[bool, typer.Option(help="make this version the active one")] = True,
     calibration_defects: Annotated[
         Path | None,
@@ -266,6 +275,7 @@ def fit_anomaly(
             backbone=backbone,
             layers=_parse_layers(layers),
             edge_padding=edge_padding,
+            blur_sigma=blur_sigma,
         )
     training = record.metrics["training"]
     console.print(

@@ -64,10 +64,12 @@ class AnomalySettings(_Strict):
     edge_padding: int = Field(default=0, ge=0, exclude=True)
     # Patches kept in the memory bank (docs/benchmarks.md: larger banks score textures better, run slower).
     bank_size: int = Field(default=4096, ge=64, exclude=True)
+    # Smoothing of the anomaly map (model-input px): wider localises large, faint defects better.
+    blur_sigma: float = Field(default=4.0, ge=0.5, exclude=True)
 
     def fit_options(self) -> dict[str, Any]:
         """The training policy train_model fits this line's model with."""
-        return {"backbone": self.backbone, "edge_padding": self.edge_padding, "bank_size": self.bank_size}
+        return {name: getattr(self, name) for name in ("backbone", "edge_padding", "bank_size", "blur_sigma")}
 
     @model_validator(mode="after")
     def _both_or_none(self) -> AnomalySettings:
