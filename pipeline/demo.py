@@ -18,7 +18,8 @@ from pipeline.sources import SimulatedSource, open_source
 
 
 def ensure_demo_model(ws: Workspace, line: LineConfig, console: Console) -> ModelRecord:
-    """The line's anomaly model; fitted on simulated good parts when not registered yet."""
+    """The line's anomaly model; fitted on simulated good parts with the line's training policy
+    when not registered yet."""
     name = line.specialists.anomaly.model
     with ws.session() as session:
         try:
@@ -32,7 +33,7 @@ def ensure_demo_model(ws: Workspace, line: LineConfig, console: Console) -> Mode
             f"line {line.line_id}: the demo fits its model on a sim:// camera, got {camera.source}"
         )
     with console.status(f"no model {name!r} yet: fitting it on simulated good parts (about a minute)"):
-        return fit_from_simulation(ws, source.line.settings, name)
+        return fit_from_simulation(ws, source.line.settings, name, **line.specialists.anomaly.fit_options())
 
 
 def summarise(ws: Workspace, line: LineConfig, outcome: dict[str, Any], console: Console) -> None:

@@ -77,11 +77,26 @@ def fit_from_dataset(
 
 
 def fit_from_simulation(
-    ws: Workspace, simulation: SimulationSettings, name: str, *, n_fit: int = 64, n_calibration: int = 64
+    ws: Workspace,
+    simulation: SimulationSettings,
+    name: str,
+    *,
+    n_fit: int = 64,
+    n_calibration: int = 64,
+    **options: Any,
 ) -> ModelRecord:
-    """The demo model: good parts of the simulated line, from indices the line never inspects."""
+    """The demo model: good parts of the simulated line, from indices the line never inspects.
+
+    ``options`` are PatchCore settings (the line's training policy: backbone, bank size, ...).
+    """
     training = _training()
-    request = training.request_from_simulation(simulation, name, n_fit=n_fit, n_calibration=n_calibration)
+    request = training.request_from_simulation(
+        simulation,
+        name,
+        n_fit=n_fit,
+        n_calibration=n_calibration,
+        settings=training.PatchCoreSettings(**options),
+    )
     model_dir, _ = training.fit_anomaly(request, ws.models_root)
     return register_model_dir(ws, model_dir)
 
