@@ -1,6 +1,6 @@
 """Anomaly specialist speed: torch reference vs ONNX Runtime, and end-to-end inspect frames/s.
 
-    python bench/anomaly_speed.py [--frames 64] [--size 256]
+    python -m bench.anomaly_speed [--frames 64] [--size 256]
 
 Fits a model on simulated good parts, then, on the same frames, measures
 images/s and p50/p99 latency at batch 1 and 8 for the torch module and for its
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from bench.timing import timed
 from inspectors.anomaly import AnomalyInspector
 from inspectors.preprocess import to_model_input
 from inspectors.training.fit_anomaly import export_and_calibrate, request_from_simulation
@@ -32,24 +32,6 @@ from pipeline.fitting import register_model_dir
 from pipeline.images import encode_png
 from pipeline.inspection import inspect_camera, open_workspace, orchestrator_for
 from pipeline.simulate import SimulationSettings, render_part
-
-
-def _timed(
-    run: Callable[[list[np.ndarray]], object], frames: list[np.ndarray], batch: int
-) -> dict[str, float]:
-    run(frames[:batch])  # warm-up
-    per_image_ms = []
-    started = time.perf_counter()
-    for i in range(0, len(frames) - batch + 1, batch):
-        t0 = time.perf_counter()
-        run(frames[i : i + batch])
-        per_image_ms.append((time.perf_counter() - t0) * 1000 / batch)
-    total = time.perf_counter() - started
-    return {
-        "images_per_s": len(per_image_ms) * batch / total,
-        "p50_ms": float(np.percentile(per_image_ms, 50)),
-        "p99_ms": float(np.percentile(per_image_ms, 99)),
-    }
 
 
 def main() -> None:
@@ -85,7 +67,7 @@ def main() -> None:
     print(f"{'path':<8}{'batch':>6}{'images/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for batch in (1, 8):
         for name, run in (("torch", torch_run), ("onnx", inspector.score_images)):
-            figures = _timed(run, frames, batch)
+            figures = timed(run, frames, batch)
             print(
                 f"{name:<8}{batch:>6}{figures['images_per_s']:>10.1f}{figures['p50_ms']:>9.1f}{figures['p99_ms']:>9.1f}"
             )
@@ -108,11 +90,11 @@ def main() -> None:
     line = ws.line("bench")
     inspect_camera(ws, line, "sim", max_frames=16)  # warm-up: sessions, caches
     anomaly = next(i for i in orchestrator_for(ws, line).inspectors if isinstance(i, AnomalyInspector))
-    anomaly.session = timed = _TimedSession(anomaly.session)  # the cached orchestrator inspect_camera uses
+    anomaly.session = session = _TimedSession(anomaly.session)  # the cached orchestrator inspect_camera uses
     for camera, what in (("files", "PNG files"), ("sim", "simulated camera")):
-        timed.seconds = 0.0
+        session.seconds = 0.0
         summary = inspect_camera(ws, line, camera, max_frames=args.frames)
-        share = timed.seconds / summary.seconds
+        share = session.seconds / summary.seconds
         print(
             f"end-to-end inspect_camera, {what}: {summary.frames / summary.seconds:.1f} frames/s over "
             f"{summary.frames} frames (inside ONNX Runtime {share:.0%} of the time, "

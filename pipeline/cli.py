@@ -222,6 +222,9 @@ def fit_anomaly(
             "low-contrast defects better and costs image AUROC",
         ),
     ] = 4.0,
+    device: Annotated[
+        str, typer.Option("--device", help="torch device for fitting: cpu, cuda, cuda:N (scoring is ONNX)")
+    ] = "cpu",
     activate: Annotated[bool, typer.Option(help="make this version the active one")] = True,
     calibration_defects: Annotated[
         Path | None,
@@ -276,6 +279,7 @@ def fit_anomaly(
             layers=_parse_layers(layers),
             edge_padding=edge_padding,
             blur_sigma=blur_sigma,
+            device=device,
         )
     training = record.metrics["training"]
     console.print(

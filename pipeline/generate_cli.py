@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from pipeline.errors import ConfigError
 from pipeline.generation import (
     DEFAULT_DISK_BUDGET_BYTES,
     GenerationRequest,
@@ -52,6 +53,19 @@ def fit_generator(
     ] = None,
     train_steps: Annotated[int, typer.Option("--train-steps", min=1)] = 1500,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", min=0.1)] = None,
+    channels: Annotated[
+        str, typer.Option("--channels", help="UNet widths per level, e.g. 64,128,256 (bigger: use a GPU)")
+    ] = "16,32,64",
+    layers_per_block: Annotated[int, typer.Option("--layers-per-block", min=1, max=4)] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=1e-6, max=1e-2)] = 5e-4,
+    ema_decay: Annotated[
+        float | None,
+        typer.Option("--ema-decay", min=0.9, max=0.99999, help="save an EMA of the weights (e.g. 0.999)"),
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help="torch device to train on: cpu, cuda, cuda:N")
+    ] = "cpu",
     sd_pipeline: Annotated[
         Path | None, typer.Option("--sd-pipeline", help="wrap a LOCAL diffusers inpainting pipeline instead")
     ] = None,
@@ -62,7 +76,12 @@ def fit_generator(
     ws = open_workspace(data_dir)
     with console.status(f"fitting generator {name} on {data}"):
         if sd_pipeline is None:
-            folder = _fit_in_house(data, name, ws.models_root, image_size or 64, train_steps, max_minutes)
+            fit: dict[str, Any] = {"train_steps": train_steps, "batch_size": batch_size, "device": device}
+            fit |= {"learning_rate": learning_rate, "ema_decay": ema_decay}
+            fit["max_seconds"] = None if max_minutes is None else max_minutes * 60
+            unet: dict[str, Any] = {"image_size": image_size or 64, "layers_per_block": layers_per_block}
+            unet["block_out_channels"] = _channels(channels)
+            folder = _fit_in_house(data, name, ws.models_root, unet, fit)
         else:
             from generators.sd_inpainting import wrap_local_pipeline
 
@@ -78,17 +97,23 @@ def fit_generator(
         )
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) < 2 or any(w < 8 or w % 8 for w in widths):
+        raise ConfigError(f"--channels {text!r}: expected two or more comma-separated multiples of 8")
+    return widths
+
+
 def _fit_in_house(
-    data: Path, name: str, models_root: Path, image_size: int, train_steps: int, max_minutes: float | None
+    data: Path, name: str, models_root: Path, unet: dict[str, Any], fit: dict[str, Any]
 ) -> Path:
     from generators.diffusion import UNetSettings
     from generators.training.fit_generator import GeneratorFitSettings, fit_generator
 
-    settings = GeneratorFitSettings(
-        unet=UNetSettings(image_size=image_size),
-        train_steps=train_steps,
-        max_seconds=None if max_minutes is None else max_minutes * 60,
-    )
+    settings = GeneratorFitSettings(unet=UNetSettings(**unet), **fit)
     return fit_generator(data, name, models_root, settings)
 
 

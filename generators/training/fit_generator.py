@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from diffusers.training_utils import EMAModel
 
 from generators.crops import crop_around, model_mask, resize_square
 from generators.diffusion import (
@@ -35,6 +36,7 @@ from generators.masks import MaskSampler, MaskTemplate, template_from_mask
 from pipeline.datasets import digest_files, open_mvtec
 from pipeline.errors import DatasetError
 from pipeline.images import read_image
+from pipeline.torch_device import torch_device
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class GeneratorFitSettings:
     crops_per_image: int = 8
     class_dropout: float = 0.1  # share of batches' labels replaced by "any defect", for guidance
     outside_mask_weight: float = 0.2
+    ema_decay: float | None = None  # keep an exponential moving average of the weights and save that
+    device: str = "cpu"  # torch device to train on ("cuda" on a GPU machine); the weights are saved for CPU
     seed: int = 0
 
 
@@ -165,22 +169,29 @@ def _train(
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     settings: GeneratorFitSettings,
 ) -> dict[str, float]:
-    images, masks, labels = data
+    device = torch.device(settings.device)
+    images, masks, labels = (t.to(device) for t in data)
+    unet.to(device)
     scheduler = training_scheduler()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=settings.learning_rate)
+    ema = None if settings.ema_decay is None else EMAModel(unet.parameters(), decay=settings.ema_decay)
+    # every random draw comes from one CPU generator: the same draws whatever the device
     noise_source = torch.Generator().manual_seed(settings.seed)
     unet.train()
     started, losses, step = time.monotonic(), [], 0
     while step < settings.train_steps:
         if settings.max_seconds is not None and time.monotonic() - started > settings.max_seconds:
             break
-        idx = torch.randint(len(images), (settings.batch_size,), generator=noise_source)
+        idx = torch.randint(len(images), (settings.batch_size,), generator=noise_source).to(device)
         x0, mask, label = images[idx], masks[idx], labels[idx].clone()
         if torch.rand(1, generator=noise_source).item() < 0.5:
             x0, mask = x0.flip(3), mask.flip(3)
-        label[torch.rand(len(label), generator=noise_source) < settings.class_dropout] = UNCONDITIONAL
-        noise = torch.randn(x0.shape, generator=noise_source)
-        t = torch.randint(scheduler.config["num_train_timesteps"], (len(x0),), generator=noise_source)
+        dropped = torch.rand(len(label), generator=noise_source) < settings.class_dropout
+        label[dropped.to(device)] = UNCONDITIONAL
+        noise = torch.randn(x0.shape, generator=noise_source).to(device)
+        t = torch.randint(scheduler.config["num_train_timesteps"], (len(x0),), generator=noise_source).to(
+            device
+        )
         noisy = scheduler.add_noise(x0, noise, t)  # type: ignore[arg-type]  # int64 timesteps are fine
         predicted = unet(model_input(noisy, x0, mask), t, class_labels=label).sample
         weight = mask + settings.outside_mask_weight * (1.0 - mask)
@@ -188,11 +199,15 @@ def _train(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.step(unet.parameters())
         losses.append(loss.item())
         step += 1
         if step % 100 == 0:
             log.info("generator step %d loss %.4f", step, np.mean(losses[-100:]))
-    unet.eval()
+    if ema is not None:
+        ema.copy_to(unet.parameters())
+    unet.to("cpu").eval()
     return {
         "train_steps": step,
         "fit_seconds": time.monotonic() - started,
@@ -210,6 +225,7 @@ def fit_generator(
 ) -> Path:
     """Fit on ``data`` (MVTec layout, with masks); saved to ``models_root/name/version``, returned."""
     settings = settings or GeneratorFitSettings()
+    torch_device(settings.device)  # an unusable device is refused before any work
     examples, files = load_defect_examples(data, classes)
     class_names = sorted({e.defect_class for e in examples})
     torch.manual_seed(settings.seed)
@@ -233,7 +249,11 @@ def fit_generator(
             "images_per_class": counts,
             "n_crops": len(crops[0]),
             "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__ if k != "unet"},
-            "unet": {"block_out_channels": list(settings.unet.block_out_channels), "image_size": size},
+            "unet": {
+                "block_out_channels": list(settings.unet.block_out_channels),
+                "layers_per_block": settings.unet.layers_per_block,
+                "image_size": size,
+            },
         },
         class_stats=class_pixel_stats(examples),
     )

@@ -28,7 +28,8 @@ from torch import nn
 
 from inspectors.preprocess import Preprocessing, to_model_input
 from inspectors.training.backbones import Backbone, OnnxBackbone, load_backbone
-from pipeline.errors import ModelContractError
+from pipeline.errors import ConfigError, ModelContractError
+from pipeline.torch_device import torch_device
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class PatchCoreSettings:
     projection_dim: int = 64  # coreset selection runs on a random projection (speed)
     blur_sigma: float = 4.0
     batch_size: int = 16
+    device: str = "cpu"  # torch device for features and coreset ("cuda" on a GPU machine); saved for CPU
     seed: int = 0
 
 
@@ -171,13 +173,13 @@ def greedy_coreset(candidates: torch.Tensor, size: int, projection_dim: int, see
     n = candidates.shape[0]
     if n <= size:
         return torch.arange(n)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same picks whatever the device
     proj = torch.randn(candidates.shape[1], projection_dim, generator=gen) / math.sqrt(projection_dim)
-    z = candidates @ proj
+    z = candidates @ proj.to(candidates.device)
     sq_norms = (z * z).sum(1)
     chosen = torch.empty(size, dtype=torch.long)
-    min_d = torch.full((n,), math.inf)
-    d = torch.empty(n)
+    min_d = torch.full((n,), math.inf, device=z.device)
+    d = torch.empty(n, device=z.device)
     pick = int(torch.randint(n, (1,), generator=gen))
     for i in range(size):
         chosen[i] = pick
@@ -193,8 +195,13 @@ def greedy_coreset(candidates: torch.Tensor, size: int, projection_dim: int, see
 def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings) -> PatchCoreScorer:
     """Fit the memory bank on good images; memory stays bounded by ``max_candidates``."""
     torch.manual_seed(settings.seed)
+    if settings.device != "cpu" and settings.backbone.startswith("onnx:"):
+        raise ConfigError(
+            f"device {settings.device!r}: backbone {settings.backbone} runs in ONNX Runtime; fit it on cpu"
+        )
+    device = torch_device(settings.device)
     backbone = load_backbone(settings.backbone, settings.layers, settings.image_size)
-    features = PatchFeatures(backbone, settings.neighbourhood, settings.edge_padding).eval()
+    features = PatchFeatures(backbone, settings.neighbourhood, settings.edge_padding).eval().to(device)
     images = list(images_bgr)
     if not images:
         raise ValueError("fit_patchcore needs at least one good image")
@@ -205,16 +212,16 @@ def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings)
         batch = torch.from_numpy(
             to_model_input(images[start : start + settings.batch_size], backbone.preprocessing)
         )
-        f = features(batch)
+        f = features(batch.to(device))
         f = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
         for patches in f:
             keep = rng.choice(patches.shape[0], size=min(per_image_cap, patches.shape[0]), replace=False)
-            chunks.append(patches[torch.from_numpy(np.sort(keep))])
+            chunks.append(patches[torch.from_numpy(np.sort(keep)).to(device)])
     candidates = torch.cat(chunks)
     index = greedy_coreset(candidates, settings.bank_size, settings.projection_dim, settings.seed)
-    bank = candidates[index].contiguous()
+    bank = candidates[index.to(device)].contiguous().cpu()
     log.info("memory bank: %d of %d candidate patches, dim %d", len(bank), len(candidates), bank.shape[1])
-    return PatchCoreScorer(features, bank, backbone.image_size, settings.blur_sigma).eval()
+    return PatchCoreScorer(features.cpu(), bank, backbone.image_size, settings.blur_sigma).eval()
 
 
 class _ScoringHead(nn.Module):

@@ -11,12 +11,20 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from generators.crops import model_mask
-from generators.diffusion import CARD_FILE, WEIGHTS_FILE, DefectInpaintingGenerator, Sampling, read_card
+from generators.diffusion import (
+    CARD_FILE,
+    WEIGHTS_FILE,
+    DefectInpaintingGenerator,
+    Sampling,
+    UNetSettings,
+    read_card,
+)
 from generators.training.fit_generator import GeneratorFitSettings, fit_generator, refresh_class_stats
 from pipeline.datasets import digest_files
-from pipeline.errors import DatasetError, ModelContractError
+from pipeline.errors import ConfigError, DatasetError, ModelContractError
 from pipeline.simulate import render_part
 from tests.generators.conftest import SIM
 
@@ -231,3 +239,27 @@ def test_a_window_at_the_model_size_gets_no_grain(generator: DefectInpaintingGen
     run: dict[str, Any] = {"image": image, "mask": mask, "defect_class": "pit", "seed": 0}
     plain = generator(**run, num_inference_steps=2, sampling=Sampling(match_grain=False)).image
     assert np.array_equal(generator(**run, num_inference_steps=2).image, plain)
+
+
+def _unet_weights(generator: DefectInpaintingGenerator) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in generator.unet.parameters()])
+
+
+def test_fit_saves_the_moving_average_of_the_weights_when_asked(mvtec_dir: Path, tmp_path: Path) -> None:
+    unet = UNetSettings(image_size=32, block_out_channels=(8, 16), norm_num_groups=4)
+    settings = GeneratorFitSettings(unet=unet, train_steps=6, batch_size=2, crops_per_image=1)
+    torch.manual_seed(settings.seed)  # the fit's own seeding: the weights before the first step
+    start = torch.cat([p.detach().flatten() for p in unet.build(2).parameters()])
+    last = _unet_weights(DefectInpaintingGenerator.load(fit_generator(mvtec_dir, "g", tmp_path, settings)))
+    averaged_dir = fit_generator(mvtec_dir, "ema", tmp_path, dataclasses.replace(settings, ema_decay=0.999))
+    averaged = _unet_weights(DefectInpaintingGenerator.load(averaged_dir))
+    # an average over the path from the start to the last step: nearer the start than the last step is
+    assert 0 < (averaged - start).norm() < (last - start).norm()
+    assert read_card(averaged_dir).training["settings"]["ema_decay"] == 0.999
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_fit_on_a_missing_gpu_is_refused_before_any_work(mvtec_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="device 'cuda': torch .* sees 0 CUDA device"):
+        fit_generator(mvtec_dir, "g", tmp_path / "models", GeneratorFitSettings(device="cuda"))
+    assert not (tmp_path / "models").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from generators.diffusion import read_card
 from pipeline.audit import list_audit
 from pipeline.cli import app
 from pipeline.db.models import UserRow
@@ -70,3 +71,25 @@ def test_generate_refuses_when_generation_is_disabled(tmp_path: Path, good_dir: 
     request = ["--line", "test", "--defect-class", "pit", "--count", "1", "--base-images", str(good_dir)]
     result = runner.invoke(app, ["generate", *request, *where])
     assert result.exit_code == 2 and "GenerationDisabled: generation is off" in result.output
+
+
+def test_fit_generator_takes_the_model_size_and_training_knobs(mvtec_dir: Path, tmp_path: Path) -> None:
+    data = ("--data-dir", str(tmp_path / "data"))
+    common = ("fit", "generator", "--data", str(mvtec_dir), "--name", "big", "--image-size", "32", *data)
+    bad = runner.invoke(app, [*common, "--channels", "8,12"])
+    message = " ".join(bad.output.split())  # the console wraps long lines
+    assert bad.exit_code == 2
+    assert "--channels '8,12': expected two or more comma-separated multiples of 8" in message
+    _run(*common, "--channels", "8,16", "--layers-per-block", "2", "--train-steps", "2", "--batch-size", "3",
+         "--learning-rate", "0.001", "--ema-decay", "0.99")  # fmt: skip
+    ws = open_workspace(tmp_path / "data")
+    folder = next((ws.models_root / "big").iterdir())
+    training = read_card(folder).training
+    assert training["unet"] == {"block_out_channels": [8, 16], "layers_per_block": 2, "image_size": 32}
+    assert training["train_steps"] == 2
+    assert {k: training["settings"][k] for k in ("batch_size", "learning_rate", "ema_decay", "device")} == {
+        "batch_size": 3,
+        "learning_rate": 0.001,
+        "ema_decay": 0.99,
+        "device": "cpu",
+    }

@@ -52,3 +52,13 @@ def test_extractor_output_that_is_not_a_map_is_named(mvtec_dir: Path, tmp_path: 
     extractor = save_onnx_extractor(tmp_path / "ext.onnx")
     code, output = _fit(mvtec_dir, tmp_path, "--backbone", f"onnx:{extractor}", "--layers", "f4,pooled")
     assert code == 2 and "output 'pooled' has shape (1, 16); a feature map must be 4-D" in output
+
+
+def test_fit_device_is_recorded_and_a_bad_one_is_a_clear_error(mvtec_dir: Path, tmp_path: Path) -> None:
+    code, output = _fit(mvtec_dir, tmp_path, "--device", "tpu")
+    assert code == 2 and "ConfigError: device 'tpu': not a torch device" in output
+    assert not list((tmp_path / "data").rglob("model.json")), "nothing is written for a refused fit"
+    code, output = _fit(mvtec_dir, tmp_path, "--device", "cpu")
+    assert code == 0, output
+    card = json.loads(next((tmp_path / "data").rglob("model.json")).read_text())
+    assert card["training"]["settings"]["device"] == "cpu"
