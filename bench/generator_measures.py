@@ -280,6 +280,7 @@ SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling]] = {  # name -> (steps,
     "steps_50": (50, Sampling()),
     "no_grain": (None, Sampling(match_grain=False, **OLD)),  # the default before the grain of the surface
     "feathered": (None, Sampling(**OLD)),  # the default before the paste kept to the mask
+    "no_match_class": (None, Sampling(match_class=False)),  # the model's own grey levels (larger models)
 }
 
 
