@@ -271,13 +271,14 @@ def per_class_c2st(real: np.ndarray, fake: np.ndarray, classes: list[str]) -> di
 
 
 OLD = {"feather_paste": True}  # variants measured before the paste kept to the mask keep their meaning
-SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling]] = {  # name -> (steps, sampling); None: default
-    "default": (None, Sampling()),
+# name -> (steps, sampling); None: the generator's default
+SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling | None]] = {
+    "default": (None, None),
     # the sampling before 2026-11-26
     "plain": (None, Sampling(resample_known=False, match_class=False, match_grain=False, **OLD)),
     "resample_known": (None, Sampling(match_class=False, **OLD)),
     "match_class": (None, Sampling(resample_known=False, **OLD)),
-    "steps_50": (50, Sampling()),
+    "steps_50": (50, None),
     "no_grain": (None, Sampling(match_grain=False, **OLD)),  # the default before the grain of the surface
     "feathered": (None, Sampling(**OLD)),  # the default before the paste kept to the mask
     "no_match_class": (None, Sampling(match_class=False)),  # the model's own grey levels (larger models)
@@ -295,7 +296,10 @@ def measure_controlled(
     f_real, f_fake = features(real.images), features(fake.images)
     masked_real, masked_fake = features(real.masked_only().images), features(fake.masked_only().images)
     return {
-        "sampling": {"steps": steps or generator.card.default_steps, **asdict(sampling)},
+        "sampling": {
+            "steps": steps or generator.card.default_steps,
+            **asdict(sampling or generator.default_sampling()),
+        },
         **run,
         "images_per_second": run["pairs"] / run["seconds"],
         "windows": realism(f_real, f_fake),

@@ -81,6 +81,7 @@ class GeneratorCard:
     image_size: int
     default_steps: int = 25
     default_guidance: float = 2.0
+    default_match_class: bool = True  # ``Sampling.match_class`` when the caller gives no sampling
     training: dict[str, Any] = field(default_factory=dict)
     class_stats: dict[str, dict[str, float]] = field(default_factory=dict)
     file_sha256: dict[str, str] = field(default_factory=dict)
@@ -183,6 +184,10 @@ class DefectInpaintingGenerator(CardNamed):
         self.card.class_index(defect_class)
         return self.masks.draw(defect_class, shape, seed)
 
+    def default_sampling(self) -> Sampling:
+        """The sampling this model was fitted for (its card says whether to match class statistics)."""
+        return Sampling(match_class=self.card.default_match_class)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -197,7 +202,7 @@ class DefectInpaintingGenerator(CardNamed):
     ) -> InpaintingOutput:
         """Inpaint one defect of ``defect_class`` into ``image`` (any image: a good frame, or a defective
         one whose defect is to be replaced) inside ``mask``; pixels away from the mask stay unchanged."""
-        sampling = sampling or Sampling()
+        sampling = sampling or self.default_sampling()
         steps = num_inference_steps or self.card.default_steps
         scale = self.card.default_guidance if guidance is None else guidance
         label = self.card.class_index(defect_class)

@@ -63,6 +63,13 @@ def fit_generator(
         float | None,
         typer.Option("--ema-decay", min=0.9, max=0.99999, help="save an EMA of the weights (e.g. 0.999)"),
     ] = None,
+    match_class: Annotated[
+        bool,
+        typer.Option(
+            help="generate at the class's measured grey level and contrast by default; the small CPU model "
+            "needs it, a larger GPU-fitted one does better without (docs/generators.md)"
+        ),
+    ] = True,
     device: Annotated[
         str, typer.Option("--device", help="torch device to train on: cpu, cuda, cuda:N")
     ] = "cpu",
@@ -77,7 +84,7 @@ def fit_generator(
     with console.status(f"fitting generator {name} on {data}"):
         if sd_pipeline is None:
             fit: dict[str, Any] = {"train_steps": train_steps, "batch_size": batch_size, "device": device}
-            fit |= {"learning_rate": learning_rate, "ema_decay": ema_decay}
+            fit |= {"learning_rate": learning_rate, "ema_decay": ema_decay, "match_class": match_class}
             fit["max_seconds"] = None if max_minutes is None else max_minutes * 60
             unet: dict[str, Any] = {"image_size": image_size or 64, "layers_per_block": layers_per_block}
             unet["block_out_channels"] = _channels(channels)

@@ -52,6 +52,7 @@ class GeneratorFitSettings:
     class_dropout: float = 0.1  # share of batches' labels replaced by "any defect", for guidance
     outside_mask_weight: float = 0.2
     ema_decay: float | None = None  # keep an exponential moving average of the weights and save that
+    match_class: bool = True  # the card's default for ``Sampling.match_class`` (see docs/generators.md)
     device: str = "cpu"  # torch device to train on ("cuda" on a GPU machine); the weights are saved for CPU
     seed: int = 0
 
@@ -242,6 +243,7 @@ def fit_generator(
         version=version,
         classes=tuple(class_names),
         image_size=size,
+        default_match_class=settings.match_class,
         training={
             **training,
             "data": str(data),

@@ -263,3 +263,21 @@ def test_fit_on_a_missing_gpu_is_refused_before_any_work(mvtec_dir: Path, tmp_pa
     with pytest.raises(ConfigError, match="device 'cuda': torch .* sees 0 CUDA device"):
         fit_generator(mvtec_dir, "g", tmp_path / "models", GeneratorFitSettings(device="cuda"))
     assert not (tmp_path / "models").exists()
+
+
+def test_the_card_says_whether_generation_matches_class_statistics(
+    tiny_generator_dir: Path, tmp_path: Path, good_image: np.ndarray
+) -> None:
+    copy = shutil.copytree(tiny_generator_dir, tmp_path / "copy")
+    card = json.loads((copy / CARD_FILE).read_text())
+    assert card["default_match_class"] is True  # what a fit writes unless told otherwise
+    card["default_match_class"] = False
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    own = DefectInpaintingGenerator.load(copy)
+    assert own.default_sampling() == Sampling(match_class=False)
+    mask = own.draw_mask("pit", good_image.shape[:2], 4)
+    args: dict[str, Any] = {"image": good_image, "mask": mask, "defect_class": "pit", "seed": 4}
+    args["num_inference_steps"] = 2
+    unmatched = own(**args, sampling=Sampling(match_class=False)).image
+    assert np.array_equal(own(**args).image, unmatched)
+    assert not np.array_equal(own(**args, sampling=Sampling()).image, unmatched)

@@ -81,10 +81,12 @@ def test_fit_generator_takes_the_model_size_and_training_knobs(mvtec_dir: Path, 
     assert bad.exit_code == 2
     assert "--channels '8,12': expected two or more comma-separated multiples of 8" in message
     _run(*common, "--channels", "8,16", "--layers-per-block", "2", "--train-steps", "2", "--batch-size", "3",
-         "--learning-rate", "0.001", "--ema-decay", "0.99")  # fmt: skip
+         "--learning-rate", "0.001", "--ema-decay", "0.99", "--no-match-class")  # fmt: skip
     ws = open_workspace(tmp_path / "data")
     folder = next((ws.models_root / "big").iterdir())
-    training = read_card(folder).training
+    card = read_card(folder)
+    assert card.default_match_class is False
+    training = card.training
     assert training["unet"] == {"block_out_channels": [8, 16], "layers_per_block": 2, "image_size": 32}
     assert training["train_steps"] == 2
     assert {k: training["settings"][k] for k in ("batch_size", "learning_rate", "ema_decay", "device")} == {
