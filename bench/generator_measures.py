@@ -281,6 +281,7 @@ SAMPLING_VARIANTS: dict[str, tuple[int | None, Sampling | None]] = {
     "steps_50": (50, None),
     "no_grain": (None, Sampling(match_grain=False, **OLD)),  # the default before the grain of the surface
     "feathered": (None, Sampling(**OLD)),  # the default before the paste kept to the mask
+    "class_statistics": (None, Sampling()),  # the CPU model's default, whatever the card says
     "no_match_class": (None, Sampling(match_class=False)),  # the model's own grey levels (larger models)
 }
 
