@@ -83,11 +83,20 @@ def fit_generator(
     ws = open_workspace(data_dir)
     with console.status(f"fitting generator {name} on {data}"):
         if sd_pipeline is None:
-            fit: dict[str, Any] = {"train_steps": train_steps, "batch_size": batch_size, "device": device}
-            fit |= {"learning_rate": learning_rate, "ema_decay": ema_decay, "match_class": match_class}
-            fit["max_seconds"] = None if max_minutes is None else max_minutes * 60
-            unet: dict[str, Any] = {"image_size": image_size or 64, "layers_per_block": layers_per_block}
-            unet["block_out_channels"] = _channels(channels)
+            unet = {
+                "image_size": image_size or 64,
+                "block_out_channels": _channels(channels),
+                "layers_per_block": layers_per_block,
+            }
+            fit = {
+                "train_steps": train_steps,
+                "max_seconds": None if max_minutes is None else max_minutes * 60,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "ema_decay": ema_decay,
+                "match_class": match_class,
+                "device": device,
+            }
             folder = _fit_in_house(data, name, ws.models_root, unet, fit)
         else:
             from generators.sd_inpainting import wrap_local_pipeline
