@@ -20,7 +20,7 @@ def torch_device(name: str) -> torch.device:
         raise ConfigError(f"device {name!r}: not a torch device (expected cpu, cuda or cuda:N): {e}") from e
     if device.type == "cuda":
         count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count or count == 0:
+        if count == 0 or (device.index is not None and device.index >= count):
             raise ConfigError(
                 f"device {name!r}: torch {torch.__version__} sees {count} CUDA device(s); "
                 "fit on cpu, or install a CUDA build of torch"

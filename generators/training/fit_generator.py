@@ -169,11 +169,12 @@ def _train(
     unet: torch.nn.Module,
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     settings: GeneratorFitSettings,
+    device: torch.device,
 ) -> dict[str, float]:
-    device = torch.device(settings.device)
     images, masks, labels = (t.to(device) for t in data)
     unet.to(device)
     scheduler = training_scheduler()
+    timesteps = scheduler.config["num_train_timesteps"]
     optimizer = torch.optim.AdamW(unet.parameters(), lr=settings.learning_rate)
     ema = None if settings.ema_decay is None else EMAModel(unet.parameters(), decay=settings.ema_decay)
     # every random draw comes from one CPU generator: the same draws whatever the device
@@ -190,9 +191,7 @@ def _train(
         dropped = torch.rand(len(label), generator=noise_source) < settings.class_dropout
         label[dropped.to(device)] = UNCONDITIONAL
         noise = torch.randn(x0.shape, generator=noise_source).to(device)
-        t = torch.randint(scheduler.config["num_train_timesteps"], (len(x0),), generator=noise_source).to(
-            device
-        )
+        t = torch.randint(timesteps, (len(x0),), generator=noise_source).to(device)
         noisy = scheduler.add_noise(x0, noise, t)  # type: ignore[arg-type]  # int64 timesteps are fine
         predicted = unet(model_input(noisy, x0, mask), t, class_labels=label).sample
         weight = mask + settings.outside_mask_weight * (1.0 - mask)
@@ -226,7 +225,7 @@ def fit_generator(
 ) -> Path:
     """Fit on ``data`` (MVTec layout, with masks); saved to ``models_root/name/version``, returned."""
     settings = settings or GeneratorFitSettings()
-    torch_device(settings.device)  # an unusable device is refused before any work
+    device = torch_device(settings.device)  # an unusable device is refused before any work
     examples, files = load_defect_examples(data, classes)
     class_names = sorted({e.defect_class for e in examples})
     torch.manual_seed(settings.seed)
@@ -234,7 +233,7 @@ def fit_generator(
     size = settings.unet.image_size
     crops = training_crops(examples, class_names, size, settings.crops_per_image, rng)
     unet = settings.unet.build(len(class_names))
-    training = _train(unet, crops, settings)
+    training = _train(unet, crops, settings, device)
     digest = digest_files(files)
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest[:8]}"
     counts = {c: sum(e.defect_class == c for e in examples) for c in class_names}
