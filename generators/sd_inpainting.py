@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from generators.diffusion import CARD_FILE, MASKS_FILE, CardNamed, InpaintingOut
 from generators.masks import MaskSampler
 from pipeline.datasets import digest_files
 from pipeline.errors import DatasetError, ModelContractError
+from pipeline.versions import new_version
 
 KIND = "sd-inpainting"
 
@@ -73,7 +73,7 @@ def wrap_local_pipeline(
 
     examples, files = load_defect_examples(data)
     sampler = mask_sampler(examples)
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest_files(files)[:8]}"
+    version = new_version(models_root / name, digest_files(files))
     class_prompts = {c: prompts.get(c, f"a {c.replace('_', ' ')} defect") for c in sampler.classes}
     card = SDInpaintingCard(name, version, str(pipeline_dir.resolve()), class_prompts, image_size)
     return write_sd_card(models_root / name / version, card, sampler)

@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -37,6 +36,7 @@ from pipeline.datasets import digest_files, open_mvtec
 from pipeline.errors import DatasetError
 from pipeline.images import read_image
 from pipeline.torch_device import torch_device
+from pipeline.versions import new_version
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def fit_generator(
     unet = settings.unet.build(len(class_names))
     training = _train(unet, crops, settings, device)
     digest = digest_files(files)
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest[:8]}"
+    version = new_version(models_root / name, digest)
     counts = {c: sum(e.defect_class == c for e in examples) for c in class_names}
     card = GeneratorCard(
         name=name,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from pipeline.decide import Thresholds
 from pipeline.errors import DatasetError
 from pipeline.images import IMAGE_SUFFIXES, read_image, read_mask
 from pipeline.types import sha256_hex
+from pipeline.versions import new_version
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def fit_classifier(root: Path, name: str, models_root: Path, image_size: int = 2
     model = DefectClassifier(features, head).eval()
     fit_seconds = time.perf_counter() - started
     metrics = _holdout_metrics(model, [_view(p, root) for p in data.test_paths], data, prep)
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{digest_files(data.paths)[:8]}"
+    version = new_version(models_root / name, digest_files(data.paths))
     model_dir = models_root / name / version
     model_dir.mkdir(parents=True)
     torch.onnx.export(

@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from pipeline.errors import DatasetError, ModelContractError
 from pipeline.images import IMAGE_SUFFIXES, encode_png, read_image
 from pipeline.simulate import SimulationSettings, render_part
 from pipeline.types import sha256_hex
+from pipeline.versions import new_version
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def export_and_calibrate(
 ) -> tuple[Path, ModelCard]:
     """Export to ONNX, refuse a graph that differs from torch, calibrate thresholds on ONNX scores."""
     settings = request.settings
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{request.training_digest[:8]}"
+    version = new_version(models_root / request.name, request.training_digest)
     model_dir = models_root / request.name / version
     model_dir.mkdir(parents=True, exist_ok=False)
     onnx_path = model_dir / ONNX_FILE
