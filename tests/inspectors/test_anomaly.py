@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from inspectors.anomaly import AnomalyInspector, Tiling, tile_boxes
+from inspectors.anomaly import CPU_BATCH, AnomalyInspector, Tiling, tile_boxes
 from inspectors.model_card import ModelCard
 from inspectors.onnx_session import check_single_runtime, choose_providers
 from pipeline.errors import ModelContractError, QCError
@@ -36,6 +36,16 @@ def test_separates_defective_from_good_parts(anomaly_model_dir: Path) -> None:
     truth = np.array([p.defect is not None for p in parts])
     assert 10 < truth.sum() < 70
     assert roc_auc_score(truth, scores) >= 0.95
+
+
+def test_batches_are_sized_by_provider_and_do_not_change_scores(anomaly_model_dir: Path) -> None:
+    on_cpu = AnomalyInspector(anomaly_model_dir)
+    assert on_cpu.providers[0] != "CPUExecutionProvider" or on_cpu.batch_size == CPU_BATCH
+    images = [render_part(SIM, i).image for i in range(5)]
+    maps, scores = on_cpu.score_images(images)
+    one_batch_maps, one_batch_scores = AnomalyInspector(anomaly_model_dir, batch_size=8).score_images(images)
+    np.testing.assert_allclose(scores, one_batch_scores, rtol=1e-4)
+    np.testing.assert_allclose(maps, one_batch_maps, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["crack", "pit", "scratch"])
