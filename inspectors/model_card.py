@@ -13,6 +13,7 @@ from pipeline.errors import ModelContractError
 
 CARD_FILE = "model.json"
 ONNX_FILE = "model.onnx"
+CPU_ONNX_FILE = "model_cpu.onnx"  # the same model tuned for the CPU provider (anomaly models)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class ModelCard:
     preprocessing: Preprocessing
     thresholds: Thresholds
     onnx_sha256: str
+    cpu_onnx_sha256: str | None = None  # CPU_ONNX_FILE's, when the model has one
     training: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from inspectors.model_card import ONNX_FILE, ModelCard
+from inspectors.model_card import CPU_ONNX_FILE, ONNX_FILE, ModelCard
 from pipeline.errors import ModelContractError, QCError
 from pipeline.types import sha256_hex
 
@@ -40,23 +40,37 @@ def choose_providers(available: list[str] | None = None) -> list[str]:
 
 
 def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
-    """Session plus card; raises ModelContractError naming the file on any mismatch."""
+    """Session plus card; raises ModelContractError naming the file on any mismatch.
+
+    Every graph file the card lists is checked against its sha256; the CPU provider loads the
+    model's CPU graph when it has one.
+    """
     check_single_runtime()
     card = ModelCard.load(model_dir)
-    onnx_path = model_dir / ONNX_FILE
+    graphs = {ONNX_FILE: card.onnx_sha256}
+    if card.cpu_onnx_sha256 is not None:
+        graphs[CPU_ONNX_FILE] = card.cpu_onnx_sha256
+    data = {name: _read_checked(model_dir / name, sha256) for name, sha256 in graphs.items()}
+    providers = choose_providers()
+    on_cpu = providers[0] == "CPUExecutionProvider"
+    onnx_path = model_dir / (CPU_ONNX_FILE if on_cpu and CPU_ONNX_FILE in data else ONNX_FILE)
     try:
-        data = onnx_path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ModelContractError(f"{onnx_path}: model file not found") from exc
-    if sha256_hex(data) != card.onnx_sha256:
-        raise ModelContractError(f"{onnx_path}: sha256 differs from model.json (file replaced or corrupt)")
-    try:
-        session = ort.InferenceSession(data, providers=choose_providers())
+        session = ort.InferenceSession(data[onnx_path.name], providers=providers)
     except Exception as exc:  # ORT raises its own untyped errors for bad graphs
         raise ModelContractError(f"{onnx_path}: ONNX Runtime cannot load it: {exc}") from exc
     check_contract(session, card, onnx_path)
-    log.info("%s %s on %s", card.name, card.version, ", ".join(session.get_providers()))
+    log.info("%s %s: %s on %s", card.name, card.version, onnx_path.name, ", ".join(session.get_providers()))
     return session, card
+
+
+def _read_checked(path: Path, sha256: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ModelContractError(f"{path}: model file not found") from exc
+    if sha256_hex(data) != sha256:
+        raise ModelContractError(f"{path}: sha256 differs from model.json (file replaced or corrupt)")
+    return data
 
 
 def check_contract(session: ort.InferenceSession, card: ModelCard, where: Path) -> None:

@@ -1,0 +1,106 @@
+"""The CPU graph: int8 shortlist nearest-neighbour search, re-ranked exactly."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from inspectors.anomaly import AnomalyInspector
+from inspectors.model_card import CPU_ONNX_FILE, ONNX_FILE, ModelCard
+from inspectors.preprocess import to_model_input
+from inspectors.training.cpu_graph import write_cpu_graph
+from pipeline.errors import ModelContractError
+from pipeline.simulate import SimulationSettings, render_part
+from pipeline.types import sha256_hex
+
+
+def _nearest_graph(path: Path, bank: np.ndarray) -> None:
+    """patches (P×D) -> squared distance to the nearest bank row, as the PatchCore export writes it."""
+    d = bank.shape[1]
+    nodes = [
+        helper.make_node("Gemm", ["f", "bank", "bank_sq"], ["partial"], alpha=-2.0, transB=1),
+        helper.make_node("ReduceMin", ["partial"], ["nearest"], axes=[-1], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "nearest",
+        [helper.make_tensor_value_info("f", TensorProto.FLOAT, [None, d])],
+        [helper.make_tensor_value_info("nearest", TensorProto.FLOAT, [None])],
+        [numpy_helper.from_array(bank, "bank"), numpy_helper.from_array((bank**2).sum(1), "bank_sq")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def _run(path: Path, f: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"f": f})[0] + (f**2).sum(1)
+
+
+def _case(tmp_path: Path, spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """Squared nearest distances from the CPU graph and the true ones, on a bank of 64 clusters."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(64, 48)).astype(np.float32) * 4
+    bank = np.repeat(centres, 32, axis=0) + spread * rng.normal(size=(2048, 48)).astype(np.float32)
+    f = (centres[rng.integers(0, 64, 500)] + rng.normal(size=(500, 48)) * 0.5).astype(np.float32)
+    _nearest_graph(tmp_path / "exact.onnx", bank)
+    write_cpu_graph(tmp_path / "exact.onnx", tmp_path / "cpu.onnx")
+    truth = ((f[:, None, :] - bank[None]) ** 2).sum(-1).min(1)
+    np.testing.assert_allclose(_run(tmp_path / "exact.onnx", f), truth, rtol=1e-3, atol=1e-3)
+    return _run(tmp_path / "cpu.onnx", f), truth
+
+
+def test_shortlist_search_gives_the_exact_nearest_distance(tmp_path: Path) -> None:
+    shortlist, truth = _case(tmp_path, spread=1.0)
+    np.testing.assert_allclose(shortlist, truth, rtol=1e-3, atol=1e-3)
+
+
+def test_among_copies_int8_cannot_tell_apart_the_error_stays_within_its_rounding(tmp_path: Path) -> None:
+    # 32 near-copies of every bank entry, closer together than int8 resolves: the shortlist may miss
+    # the nearest copy, but reports an exact distance to another one, never below the truth
+    shortlist, truth = _case(tmp_path, spread=1e-3)
+    assert (shortlist >= truth - 1e-3).all()
+    assert (shortlist <= truth * 1.01).all()
+
+
+def test_a_graph_without_a_bank_search_is_refused(tmp_path: Path) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "plain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(helper.make_model(graph), str(tmp_path / "plain.onnx"))
+    with pytest.raises(ModelContractError, match=r"plain\.onnx: no nearest-neighbour Gemm"):
+        write_cpu_graph(tmp_path / "plain.onnx", tmp_path / "cpu.onnx")
+
+
+def test_the_cpu_provider_loads_the_cpu_graph_and_scores_like_the_exact_one(
+    anomaly_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    card = ModelCard.load(anomaly_model_dir)
+    assert card.cpu_onnx_sha256 == sha256_hex((anomaly_model_dir / CPU_ONNX_FILE).read_bytes())
+    assert card.parity["cpu_graph_max_rel_diff"] <= card.parity["tolerance"]
+    with caplog.at_level(logging.INFO, logger="inspectors.onnx_session"):
+        inspector = AnomalyInspector(anomaly_model_dir)
+    assert f"{CPU_ONNX_FILE} on CPUExecutionProvider" in caplog.text
+    images = [render_part(SimulationSettings(size=256, seed=9), i).image for i in range(6)]
+    maps, scores = inspector.score_images(images)
+    exact = ort.InferenceSession(str(anomaly_model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
+    exact_map, exact_score = exact.run(None, {"image": to_model_input(images, card.preprocessing)})
+    np.testing.assert_allclose(scores, exact_score, rtol=1e-4)
+    np.testing.assert_allclose(maps, exact_map[:, 0], rtol=1e-4, atol=1e-4 * float(exact_score.max()))
+
+
+def test_a_replaced_cpu_graph_is_refused(anomaly_model_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(anomaly_model_dir, model)
+    (model / CPU_ONNX_FILE).write_bytes(b"not a model")
+    with pytest.raises(ModelContractError, match=r"model_cpu\.onnx: sha256 differs"):
+        AnomalyInspector(model)
