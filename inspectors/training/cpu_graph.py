@@ -6,8 +6,9 @@ CPU copy that product runs in int8 (ONNX Runtime's ``DynamicQuantizeMatMul``: fe
 call, the bank once, per entry) on features centred on the bank's mean, only to pick each patch's
 ``SHORTLIST`` nearest candidates; the distances to those few are then computed exactly. The result is
 the float32 graph's whenever the true nearest entry is among the candidates, and otherwise the exact
-distance to an entry the int8 search ranked at least as near, so the error is bounded by the int8
-rounding. The export's parity check compares both graphs with torch.
+distance to another entry the int8 product could not rank apart from it, never a smaller one. A
+coreset's entries are spread out, so misses are rare: none in any map pixel of 146 magnetic-tile test
+images with banks of 4,096 and 16,384. The export's parity check compares both graphs with torch.
 
 ``com.microsoft`` operators run on the CPU provider only, so GPU providers keep ``model.onnx``.
 """
@@ -22,7 +23,7 @@ from onnx import helper, numpy_helper
 
 from pipeline.errors import ModelContractError
 
-SHORTLIST = 8  # candidates re-ranked per patch; 4 already gave float32's scores on the simulated line
+SHORTLIST = 8  # candidates re-ranked per patch: 4 missed 1 in 500 on a clustered test bank, 8 none
 _PREFIX = "cpu_search_"
 
 
