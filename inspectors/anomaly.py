@@ -88,33 +88,33 @@ class AnomalyInspector:
         return np.concatenate(maps), np.concatenate(scores)
 
     def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]:
+        """One image finding per frame (score = the model's, as calibrated), plus its regions."""
         whole = [f for f in frames if f.camera_id not in self.tiling]
-        maps, _ = self.score_images([f.pixels for f in whole])
-        heatmaps = {
-            id(f): cv2.resize(m, (f.width, f.height), interpolation=cv2.INTER_LINEAR)
-            for f, m in zip(whole, maps, strict=True)
+        maps, scores = self.score_images([f.pixels for f in whole])
+        scored = {
+            id(f): (cv2.resize(m, (f.width, f.height), interpolation=cv2.INTER_LINEAR), float(s))
+            for f, m, s in zip(whole, maps, scores, strict=True)
         }
         for f in frames:
             if f.camera_id in self.tiling:
-                heatmaps[id(f)] = self._tiled_heatmap(f.pixels, self.tiling[f.camera_id])
-        return [self._findings(f, heatmaps[id(f)]) for f in frames]
+                scored[id(f)] = self._tiled_heatmap(f.pixels, self.tiling[f.camera_id])
+        return [self._findings(f, *scored[id(f)]) for f in frames]
 
-    def _tiled_heatmap(self, pixels: np.ndarray, tiling: Tiling) -> np.ndarray:
+    def _tiled_heatmap(self, pixels: np.ndarray, tiling: Tiling) -> tuple[np.ndarray, float]:
         """Score overlapping tiles at full resolution and keep each pixel's worst score.
 
         A 2 mm pit on a 4,000 px frame would vanish when the frame is shrunk to
-        the model's input; a tile keeps it at its real size.
+        the model's input; a tile keeps it at its real size. The frame's score is its worst tile's.
         """
         boxes = tile_boxes(pixels.shape[0], pixels.shape[1], tiling)
-        maps, _ = self.score_images([pixels[y : y + h, x : x + w] for x, y, w, h in boxes])
+        maps, scores = self.score_images([pixels[y : y + h, x : x + w] for x, y, w, h in boxes])
         heatmap = np.zeros(pixels.shape[:2], np.float32)
         for (x, y, w, h), m in zip(boxes, maps, strict=True):
             tile = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
             np.maximum(heatmap[y : y + h, x : x + w], tile, out=heatmap[y : y + h, x : x + w])
-        return heatmap
+        return heatmap, float(scores.max())
 
-    def _findings(self, frame: Frame, heatmap: np.ndarray) -> list[Finding]:
-        score = float(heatmap.max())
+    def _findings(self, frame: Frame, heatmap: np.ndarray, score: float) -> list[Finding]:
         findings = [
             Finding(
                 self.name, self.version, FindingKind.ANOMALY, score=score, label="anomaly", heatmap=heatmap

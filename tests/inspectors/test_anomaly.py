@@ -48,6 +48,16 @@ def test_batches_are_sized_by_provider_and_do_not_change_scores(anomaly_model_di
     np.testing.assert_allclose(maps, one_batch_maps, rtol=1e-4, atol=1e-4)
 
 
+def test_a_frame_scores_what_the_thresholds_were_calibrated_on(anomaly_model_dir: Path) -> None:
+    # thresholds come from the model's own score; the frame-sized heat map must not change it
+    inspector = AnomalyInspector(anomaly_model_dir)
+    images = [render_part(SIM, i).image[:200] for i in range(4)]  # not the model's input size
+    _, scores = inspector.score_images(images)
+    found = [inspector.inspect([_frame(image)])[0][0] for image in images]
+    assert [f.score for f in found] == pytest.approx(scores.tolist(), rel=1e-6)
+    assert all(f.heatmap is not None and f.heatmap.shape == (200, 256) for f in found)
+
+
 @pytest.mark.parametrize("kind", ["crack", "pit", "scratch"])
 def test_region_lies_on_the_defect(anomaly_model_dir: Path, kind: str) -> None:
     inspector = AnomalyInspector(anomaly_model_dir, mm_per_px={"cam1": 0.2})
