@@ -76,16 +76,22 @@ class AnomalyInspector:
         self.min_region_px = min_region_px
 
     def score_images(self, images_bgr: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Anomaly maps (N×h×w at model resolution) and image scores (N,)."""
-        maps, scores = [], []
+        """Anomaly maps (N×h×w at model resolution, each covering its whole image) and image scores (N,).
+
+        An image's score is the maximum of the map over the image itself, as calibrated.
+        """
+        prep = self.card.preprocessing
+        h, w = prep.size
+        maps = np.empty((len(images_bgr), h, w), np.float32)
+        scores = np.empty(len(images_bgr), np.float32)
         for start in range(0, len(images_bgr), self.batch_size):
-            batch = to_model_input(images_bgr[start : start + self.batch_size], self.card.preprocessing)
-            anomaly_map, score = self.session.run(["anomaly_map", "score"], {"image": batch})
-            maps.append(anomaly_map[:, 0])
-            scores.append(score)
-        if not maps:
-            return np.empty((0, *self.card.preprocessing.size), np.float32), np.empty(0, np.float32)
-        return np.concatenate(maps), np.concatenate(scores)
+            chunk = images_bgr[start : start + self.batch_size]
+            (anomaly_map,) = self.session.run(["anomaly_map"], {"image": to_model_input(chunk, prep)})
+            for i, (image, m) in enumerate(zip(chunk, anomaly_map[:, 0], strict=True), start):
+                part = prep.image_part(m, image.shape)
+                scores[i] = part.max()
+                maps[i] = part if part.shape == (h, w) else cv2.resize(part, (w, h))
+        return maps, scores
 
     def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]:
         """One image finding per frame (score = the model's, as calibrated), plus its regions."""

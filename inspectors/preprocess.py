@@ -12,24 +12,63 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+ASPECTS = ("stretch", "pad")
+
 
 @dataclass(frozen=True, slots=True)
 class Preprocessing:
     size: tuple[int, int]  # (height, width) of the model input
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    # "stretch": every image resized to ``size``, its aspect ratio not kept; "pad": the shorter side
+    # mirrored outwards to a square first, so textures keep their proportions
+    aspect: str = "stretch"
+
+    def __post_init__(self) -> None:
+        if self.aspect not in ASPECTS:
+            raise ValueError(f"aspect {self.aspect!r}: expected one of {ASPECTS}")
 
     def to_json(self) -> dict[str, object]:
-        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std), "color": "RGB"}
+        return {
+            "size": list(self.size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "color": "RGB",
+            "aspect": self.aspect,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Preprocessing:
         size, mean, std = data["size"], data["mean"], data["std"]
-        return cls(tuple(size), tuple(mean), tuple(std))  # type: ignore[arg-type]
+        aspect = str(data.get("aspect", "stretch"))  # models from before the choice stretched
+        return cls(tuple(size), tuple(mean), tuple(std), aspect)  # type: ignore[arg-type]
+
+    def image_part(self, model_map: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+        """The part of a model-input-sized map that covers an image of ``image_shape``."""
+        if self.aspect == "stretch":
+            return model_map
+        x, y, w, h = pad_square_box(image_shape[0], image_shape[1])
+        side = max(image_shape[0], image_shape[1])
+        sy, sx = model_map.shape[0] / side, model_map.shape[1] / side
+        top, left = round(y * sy), round(x * sx)
+        return model_map[top : top + max(1, round(h * sy)), left : left + max(1, round(w * sx))]
+
+
+def pad_square_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of an image of ``height`` × ``width`` inside its padded square."""
+    side = max(height, width)
+    return (side - width) // 2, (side - height) // 2, width, height
+
+
+def pad_square(image: np.ndarray) -> np.ndarray:
+    """The image centred in a square, the shorter side's borders mirrored outwards."""
+    x, y, w, h = pad_square_box(image.shape[0], image.shape[1])
+    side = max(w, h)
+    return cv2.copyMakeBorder(image, y, side - h - y, x, side - w - x, cv2.BORDER_REFLECT_101)
 
 
 def to_model_input(images_bgr: Sequence[np.ndarray], prep: Preprocessing) -> np.ndarray:
-    """BGR uint8 images of any size -> float32 N×3×H×W, resized and normalised."""
+    """BGR uint8 images of any size -> float32 N×3×H×W, (padded,) resized and normalised."""
     h, w = prep.size
     batch = np.empty((len(images_bgr), 3, h, w), dtype=np.float32)
     # (x / 255 - mean) / std as one multiply-add: x * scale + offset
@@ -37,6 +76,8 @@ def to_model_input(images_bgr: Sequence[np.ndarray], prep: Preprocessing) -> np.
     std = np.asarray(prep.std, dtype=np.float32).reshape(3, 1, 1)
     scale, offset = 1.0 / (255.0 * std), -mean / std
     for i, image in enumerate(images_bgr):
+        if prep.aspect == "pad":
+            image = pad_square(image)
         interpolation = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
         rgb = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=interpolation), cv2.COLOR_BGR2RGB)
         np.multiply(rgb.transpose(2, 0, 1), scale, out=batch[i])

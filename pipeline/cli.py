@@ -6,6 +6,7 @@ Flows and training code are imported inside the commands that need them, so
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import os
@@ -41,6 +42,13 @@ ConfigDir = Annotated[
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Aspect(enum.StrEnum):
+    """How an anomaly model fits an image to its square input (inspectors.preprocess.Preprocessing)."""
+
+    stretch = "stretch"
+    pad = "pad"
 
 
 def _reports_errors(command: F) -> F:
@@ -222,6 +230,14 @@ def fit_anomaly(
             "low-contrast defects better and costs image AUROC",
         ),
     ] = 4.0,
+    aspect: Annotated[
+        Aspect,
+        typer.Option(
+            "--aspect",
+            help="stretch: resize every image to the model input; pad: mirror the shorter side out to a "
+            "square first, keeping proportions (for images far from square)",
+        ),
+    ] = Aspect.stretch,
     device: Annotated[
         str, typer.Option("--device", help="torch device for fitting: cpu, cuda, cuda:N (scoring is ONNX)")
     ] = "cpu",
@@ -279,6 +295,7 @@ def fit_anomaly(
             layers=_parse_layers(layers),
             edge_padding=edge_padding,
             blur_sigma=blur_sigma,
+            aspect=aspect.value,
             device=device,
         )
     training = record.metrics["training"]

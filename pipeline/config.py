@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -66,10 +66,14 @@ class AnomalySettings(_Strict):
     bank_size: int = Field(default=4096, ge=64, exclude=True)
     # Smoothing of the anomaly map (model-input px): wider localises large, faint defects better.
     blur_sigma: float = Field(default=4.0, ge=0.5, exclude=True)
+    # "pad": frames mirrored out to a square before the model, keeping their proportions (for lines whose
+    # frames are far from square; docs/architecture.md#aspect-ratio). Also a training policy.
+    aspect: Literal["stretch", "pad"] = Field(default="stretch", exclude=True)
 
     def fit_options(self) -> dict[str, Any]:
         """The training policy train_model fits this line's model with."""
-        return {name: getattr(self, name) for name in ("backbone", "edge_padding", "bank_size", "blur_sigma")}
+        names = ("backbone", "edge_padding", "bank_size", "blur_sigma", "aspect")
+        return {name: getattr(self, name) for name in names}
 
     @model_validator(mode="after")
     def _both_or_none(self) -> AnomalySettings:

@@ -18,7 +18,7 @@ import logging
 import math
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ class PatchCoreSettings:
     max_candidates: int = 200_000  # patches sampled before the coreset: bounds fit memory
     projection_dim: int = 64  # coreset selection runs on a random projection (speed)
     blur_sigma: float = 4.0
+    aspect: str = "stretch"  # or "pad": images mirrored out to a square first (Preprocessing.aspect)
     batch_size: int = 16
     device: str = "cpu"  # torch device for features and coreset ("cuda" on a GPU machine); saved for CPU
     seed: int = 0
@@ -125,8 +126,16 @@ class PatchCoreScorer(nn.Module):
     kx: torch.Tensor
     ky: torch.Tensor
 
-    def __init__(self, features: PatchFeatures, bank: torch.Tensor, image_size: int, sigma: float):
+    def __init__(
+        self,
+        features: PatchFeatures,
+        bank: torch.Tensor,
+        image_size: int,
+        sigma: float,
+        aspect: str = "stretch",
+    ):
         super().__init__()
+        self.aspect = aspect
         self.features = features
         self.register_buffer("bank", bank)
         self.register_buffer("bank_sq", (bank**2).sum(dim=1))
@@ -142,7 +151,7 @@ class PatchCoreScorer(nn.Module):
 
     @property
     def preprocessing(self) -> Preprocessing:
-        return self.backbone.preprocessing
+        return replace(self.backbone.preprocessing, aspect=self.aspect)
 
     def patch_scores(self, f: torch.Tensor) -> torch.Tensor:
         n, d, h, w = f.shape
@@ -201,6 +210,7 @@ def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings)
         )
     device = torch_device(settings.device)
     backbone = load_backbone(settings.backbone, settings.layers, settings.image_size)
+    prep = replace(backbone.preprocessing, aspect=settings.aspect)
     features = PatchFeatures(backbone, settings.neighbourhood, settings.edge_padding).eval().to(device)
     images = list(images_bgr)
     if not images:
@@ -209,9 +219,7 @@ def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings)
     rng = np.random.default_rng(settings.seed)
     chunks = []
     for start in range(0, len(images), settings.batch_size):
-        batch = torch.from_numpy(
-            to_model_input(images[start : start + settings.batch_size], backbone.preprocessing)
-        )
+        batch = torch.from_numpy(to_model_input(images[start : start + settings.batch_size], prep))
         f = features(batch.to(device))
         f = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
         for patches in f:
@@ -221,7 +229,9 @@ def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings)
     index = greedy_coreset(candidates, settings.bank_size, settings.projection_dim, settings.seed)
     bank = candidates[index.to(device)].contiguous().cpu()
     log.info("memory bank: %d of %d candidate patches, dim %d", len(bank), len(candidates), bank.shape[1])
-    return PatchCoreScorer(features.cpu(), bank, backbone.image_size, settings.blur_sigma).eval()
+    return PatchCoreScorer(
+        features.cpu(), bank, backbone.image_size, settings.blur_sigma, settings.aspect
+    ).eval()
 
 
 class _ScoringHead(nn.Module):

@@ -62,3 +62,12 @@ def test_fit_device_is_recorded_and_a_bad_one_is_a_clear_error(mvtec_dir: Path, 
     assert code == 0, output
     card = json.loads(next((tmp_path / "data").rglob("model.json")).read_text())
     assert card["training"]["settings"]["device"] == "cpu"
+
+
+def test_fit_aspect_goes_into_the_model_card(mvtec_dir: Path, tmp_path: Path) -> None:
+    code, output = _fit(mvtec_dir, tmp_path, "--aspect", "round")
+    assert code == 2 and "--aspect" in output
+    code, output = _fit(mvtec_dir, tmp_path, "--aspect", "pad")
+    assert code == 0, output
+    card = json.loads(next((tmp_path / "data").rglob("model.json")).read_text())
+    assert card["preprocessing"]["aspect"] == "pad" and card["training"]["settings"]["aspect"] == "pad"
