@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,6 +74,9 @@ class FitRequest:
         return seen
 
 
+_PARITY_KEYS = ((ONNX_FILE, "max_rel_diff"), (CPU_ONNX_FILE, "cpu_graph_max_rel_diff"))
+
+
 def _parity(scorer: PatchCoreScorer, model_dir: Path, images: list[np.ndarray]) -> dict[str, float]:
     """The worst difference between torch and each exported graph, relative to the largest score."""
     batch = to_model_input(images, scorer.preprocessing)
@@ -80,7 +84,7 @@ def _parity(scorer: PatchCoreScorer, model_dir: Path, images: list[np.ndarray]) 
         ref_map, ref_score = (t.numpy() for t in scorer(torch.from_numpy(batch)))
     scale = float(np.abs(ref_score).max()) or 1.0
     parity: dict[str, float] = {"tolerance": PARITY_TOLERANCE, "n_images": len(images)}
-    for name, key in ((ONNX_FILE, "max_rel_diff"), (CPU_ONNX_FILE, "cpu_graph_max_rel_diff")):
+    for name, key in _PARITY_KEYS:
         session = ort.InferenceSession(str(model_dir / name), providers=["CPUExecutionProvider"])
         ort_map, ort_score = session.run(["anomaly_map", "score"], {"image": batch})
         score_diff = float(np.abs(ort_score - ref_score).max())
@@ -103,11 +107,28 @@ def fit_anomaly(request: FitRequest, models_root: Path) -> tuple[Path, ModelCard
 def export_and_calibrate(
     scorer: PatchCoreScorer, request: FitRequest, fit_seconds: float, models_root: Path
 ) -> tuple[Path, ModelCard]:
-    """Export to ONNX, refuse a graph that differs from torch, calibrate thresholds on ONNX scores."""
-    settings = request.settings
+    """Export to ONNX, refuse a graph that differs from torch, calibrate thresholds on ONNX scores.
+
+    Written beside the final folder and renamed into place: a refused or crashed export leaves no version.
+    """
     version = new_version(models_root / request.name, request.training_digest)
-    model_dir = models_root / request.name / version
-    model_dir.mkdir(parents=True, exist_ok=False)
+    final = models_root / request.name / version
+    partial = final.with_name(f".partial-{version}")
+    partial.mkdir(parents=True)
+    try:
+        card = _export_into(partial, version, scorer, request, fit_seconds)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    partial.rename(final)
+    log.info("fitted %s %s in %.1fs; thresholds %s", card.name, version, fit_seconds, card.thresholds)
+    return final, card
+
+
+def _export_into(
+    model_dir: Path, version: str, scorer: PatchCoreScorer, request: FitRequest, fit_seconds: float
+) -> ModelCard:
+    settings = request.settings
     onnx_path = model_dir / ONNX_FILE
     export_onnx(scorer, onnx_path)
     write_cpu_graph(onnx_path, model_dir / CPU_ONNX_FILE)
@@ -126,8 +147,9 @@ def export_and_calibrate(
     )
     card.save(model_dir)
     parity = _parity(scorer, model_dir, request.calibration_images[:4])
-    if max(parity["max_rel_diff"], parity["cpu_graph_max_rel_diff"]) > PARITY_TOLERANCE:
-        raise ModelContractError(f"{onnx_path}: ONNX differs from torch beyond tolerance: {parity}")
+    for name, key in _PARITY_KEYS:
+        if parity[key] > PARITY_TOLERANCE:
+            raise ModelContractError(f"{model_dir / name}: differs from torch beyond tolerance: {parity}")
     inspector = AnomalyInspector(model_dir)
     _, calib_scores = inspector.score_images(request.calibration_images)
     defects = request.calibration_defects
@@ -159,8 +181,7 @@ def export_and_calibrate(
     card = replace(card, thresholds=thresholds, training=training, parity=parity)
     card.save(model_dir)
     (model_dir / SEEN_IMAGES_FILE).write_text(json.dumps(request.seen_images()))
-    log.info("fitted %s %s in %.1fs; thresholds %s", card.name, version, fit_seconds, thresholds)
-    return model_dir, card
+    return card
 
 
 def split_calibration(paths: list[Path], every: int = 10, minimum: int = 8) -> tuple[list[Path], list[Path]]:

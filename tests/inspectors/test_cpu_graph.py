@@ -104,3 +104,29 @@ def test_a_replaced_cpu_graph_is_refused(anomaly_model_dir: Path, tmp_path: Path
     (model / CPU_ONNX_FILE).write_bytes(b"not a model")
     with pytest.raises(ModelContractError, match=r"model_cpu\.onnx: sha256 differs"):
         AnomalyInspector(model)
+
+
+def test_a_cpu_graph_that_differs_from_torch_is_refused_and_leaves_no_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inspectors.training import fit_anomaly
+    from inspectors.training.patchcore import PatchCoreSettings
+
+    def skewed(onnx_path: Path, out_path: Path) -> None:
+        write_cpu_graph(onnx_path, out_path)
+        model = onnx.load(str(out_path))
+        bank_sq = next(i for i in model.graph.initializer if i.name == "bank_sq")
+        bank_sq.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bank_sq) * 1.5, "bank_sq"))
+        onnx.save(model, str(out_path))
+
+    monkeypatch.setattr(fit_anomaly, "write_cpu_graph", skewed)
+    request = fit_anomaly.request_from_simulation(
+        SimulationSettings(size=128, seed=4),
+        "skewed",
+        n_fit=6,
+        n_calibration=4,
+        settings=PatchCoreSettings(bank_size=64),
+    )
+    with pytest.raises(ModelContractError, match=r"model_cpu\.onnx: differs from torch beyond tolerance"):
+        fit_anomaly.fit_anomaly(request, tmp_path)
+    assert not any((tmp_path / "skewed").iterdir()), "a refused export leaves nothing behind"
