@@ -26,7 +26,7 @@ from generators.diffusion import CARD_FILE, MASKS_FILE, CardNamed, InpaintingOut
 from generators.masks import MaskSampler
 from pipeline.datasets import digest_files
 from pipeline.errors import DatasetError, ModelContractError
-from pipeline.versions import new_version
+from pipeline.versions import version_folder
 
 KIND = "sd-inpainting"
 
@@ -73,10 +73,11 @@ def wrap_local_pipeline(
 
     examples, files = load_defect_examples(data)
     sampler = mask_sampler(examples)
-    version = new_version(models_root / name, digest_files(files))
     class_prompts = {c: prompts.get(c, f"a {c.replace('_', ' ')} defect") for c in sampler.classes}
-    card = SDInpaintingCard(name, version, str(pipeline_dir.resolve()), class_prompts, image_size)
-    return write_sd_card(models_root / name / version, card, sampler)
+    with version_folder(models_root, name, digest_files(files)) as new:
+        card = SDInpaintingCard(name, new.version, str(pipeline_dir.resolve()), class_prompts, image_size)
+        write_sd_card(new.folder, card, sampler)
+    return new.final
 
 
 def _sha256(path: Path) -> str:

@@ -36,7 +36,7 @@ from pipeline.datasets import digest_files, open_mvtec
 from pipeline.errors import DatasetError
 from pipeline.images import read_image
 from pipeline.torch_device import torch_device
-from pipeline.versions import new_version
+from pipeline.versions import version_folder
 
 log = logging.getLogger(__name__)
 
@@ -235,32 +235,30 @@ def fit_generator(
     unet = settings.unet.build(len(class_names))
     training = _train(unet, crops, settings, device)
     digest = digest_files(files)
-    version = new_version(models_root / name, digest)
-    counts = {c: sum(e.defect_class == c for e in examples) for c in class_names}
-    card = GeneratorCard(
-        name=name,
-        version=version,
-        classes=tuple(class_names),
-        image_size=size,
-        default_match_class=settings.match_class,
-        training={
-            **training,
-            "data": str(data),
-            "data_digest": digest,
-            "images_per_class": counts,
-            "n_crops": len(crops[0]),
-            "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__ if k != "unet"},
-            "unet": {
-                "block_out_channels": list(settings.unet.block_out_channels),
-                "layers_per_block": settings.unet.layers_per_block,
-                "image_size": size,
+    with version_folder(models_root, name, digest) as new:  # complete or absent, even after a crash
+        counts = {c: sum(e.defect_class == c for e in examples) for c in class_names}
+        card = GeneratorCard(
+            name=name,
+            version=new.version,
+            classes=tuple(class_names),
+            image_size=size,
+            default_match_class=settings.match_class,
+            training={
+                **training,
+                "data": str(data),
+                "data_digest": digest,
+                "images_per_class": counts,
+                "n_crops": len(crops[0]),
+                "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__ if k != "unet"},
+                "unet": {
+                    "block_out_channels": list(settings.unet.block_out_channels),
+                    "layers_per_block": settings.unet.layers_per_block,
+                    "image_size": size,
+                },
             },
-        },
-        class_stats=class_pixel_stats(examples),
-    )
-    generator = DefectInpaintingGenerator(unet, training_scheduler(), mask_sampler(examples), card)
-    folder = models_root / name / version
-    # saved beside, then renamed: a crash never leaves a half-written version behind
-    generator.save(models_root / name / f".partial-{version}").rename(folder)
-    log.info("generator %s %s saved to %s (%s)", name, version, folder, training)
-    return folder
+            class_stats=class_pixel_stats(examples),
+        )
+        generator = DefectInpaintingGenerator(unet, training_scheduler(), mask_sampler(examples), card)
+        generator.save(new.folder)
+    log.info("generator %s %s saved to %s (%s)", name, new.version, new.final, training)
+    return new.final

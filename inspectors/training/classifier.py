@@ -31,7 +31,7 @@ from pipeline.decide import Thresholds
 from pipeline.errors import DatasetError
 from pipeline.images import IMAGE_SUFFIXES, read_image, read_mask
 from pipeline.types import sha256_hex
-from pipeline.versions import new_version
+from pipeline.versions import version_folder
 
 log = logging.getLogger(__name__)
 
@@ -150,43 +150,42 @@ def fit_classifier(root: Path, name: str, models_root: Path, image_size: int = 2
     model = DefectClassifier(features, head).eval()
     fit_seconds = time.perf_counter() - started
     metrics = _holdout_metrics(model, [_view(p, root) for p in data.test_paths], data, prep)
-    version = new_version(models_root / name, digest_files(data.paths))
-    model_dir = models_root / name / version
-    model_dir.mkdir(parents=True)
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, image_size, image_size),),
-        str(model_dir / ONNX_FILE),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    card = ModelCard(
-        name=name,
-        version=version,
-        kind="classifier",
-        architecture="efficientnet-lite0-linear-probe",
-        inputs={"image": {"shape": [None, 3, image_size, image_size], "dtype": "float32"}},
-        outputs=["logits"],
-        preprocessing=prep,
-        thresholds=Thresholds(0.0, 0.0),
-        onnx_sha256=sha256_hex((model_dir / ONNX_FILE).read_bytes()),
-        training={
-            "data_digest": digest_files(data.paths),
-            "source": str(root),
-            "classes": data.classes,
-            "n_train": len(data.paths),
-            "n_holdout": len(data.test_paths),
-            "fit_seconds": round(fit_seconds, 2),
-            "split": "per class, sorted by name, every 4th image held out",
-        },
-        metrics=metrics,
-    )
-    card.save(model_dir)
+    with version_folder(models_root, name, digest_files(data.paths)) as new:
+        model_dir, version = new.folder, new.version
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, image_size, image_size),),
+            str(model_dir / ONNX_FILE),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        card = ModelCard(
+            name=name,
+            version=version,
+            kind="classifier",
+            architecture="efficientnet-lite0-linear-probe",
+            inputs={"image": {"shape": [None, 3, image_size, image_size], "dtype": "float32"}},
+            outputs=["logits"],
+            preprocessing=prep,
+            thresholds=Thresholds(0.0, 0.0),
+            onnx_sha256=sha256_hex((model_dir / ONNX_FILE).read_bytes()),
+            training={
+                "data_digest": digest_files(data.paths),
+                "source": str(root),
+                "classes": data.classes,
+                "n_train": len(data.paths),
+                "n_holdout": len(data.test_paths),
+                "fit_seconds": round(fit_seconds, 2),
+                "split": "per class, sorted by name, every 4th image held out",
+            },
+            metrics=metrics,
+        )
+        card.save(model_dir)
     log.info("classifier %s %s: holdout accuracy %.3f", name, version, metrics["accuracy"])
-    return model_dir, card
+    return new.final, card
 
 
 def _view_labels(labels: list[int], chunk: int) -> torch.Tensor:

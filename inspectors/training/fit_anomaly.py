@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +29,7 @@ from pipeline.errors import DatasetError, ModelContractError
 from pipeline.images import IMAGE_SUFFIXES, encode_png, read_image
 from pipeline.simulate import SimulationSettings, render_part
 from pipeline.types import sha256_hex
-from pipeline.versions import new_version
+from pipeline.versions import version_folder
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +110,10 @@ def export_and_calibrate(
 
     Written beside the final folder and renamed into place: a refused or crashed export leaves no version.
     """
-    version = new_version(models_root / request.name, request.training_digest)
-    final = models_root / request.name / version
-    partial = final.with_name(f".partial-{version}")
-    partial.mkdir(parents=True)
-    try:
-        card = _export_into(partial, version, scorer, request, fit_seconds)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    partial.rename(final)
-    log.info("fitted %s %s in %.1fs; thresholds %s", card.name, version, fit_seconds, card.thresholds)
-    return final, card
+    with version_folder(models_root, request.name, request.training_digest) as new:
+        card = _export_into(new.folder, new.version, scorer, request, fit_seconds)
+    log.info("fitted %s %s in %.1fs; thresholds %s", card.name, new.version, fit_seconds, card.thresholds)
+    return new.final, card
 
 
 def _export_into(
