@@ -32,8 +32,7 @@ def write_cpu_graph(onnx_path: Path, out_path: Path) -> None:
     model = onnx.load(str(onnx_path))
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
-    at, gemm = _bank_gemm(graph, initializers, onnx_path)
-    reduce_min = next(n for n in graph.node if n.op_type == "ReduceMin" and n.input[0] == gemm.output[0])
+    at, gemm, reduce_min = _bank_search(graph, initializers, onnx_path)
     features, bank_name, bank_sq_name = gemm.input
     bank = numpy_helper.to_array(initializers[bank_name]).astype(np.float32)
     mean = bank.mean(axis=0)
@@ -82,14 +81,18 @@ def write_cpu_graph(onnx_path: Path, out_path: Path) -> None:
     onnx.save(model, str(out_path))
 
 
-def _bank_gemm(
+def _bank_search(
     graph: onnx.GraphProto, initializers: dict[str, onnx.TensorProto], where: Path
-) -> tuple[int, onnx.NodeProto]:
-    """The Gemm of patch features against the bank (transposed, alpha -2) and its index."""
+) -> tuple[int, onnx.NodeProto, onnx.NodeProto]:
+    """The Gemm of patch features against the bank (transposed, alpha -2), its index, and the
+    ReduceMin that takes each patch's nearest distance from it."""
     for at, node in enumerate(graph.node):
         if node.op_type != "Gemm" or len(node.input) != 3 or node.input[1] not in initializers:
             continue
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if attributes.get("transB") == 1 and attributes.get("alpha") == -2.0:
-            return at, node
-    raise ModelContractError(f"{where}: no nearest-neighbour Gemm against a memory bank in the graph")
+        if attributes.get("transB") != 1 or attributes.get("alpha") != -2.0:
+            continue
+        for consumer in graph.node:
+            if consumer.op_type == "ReduceMin" and consumer.input[0] == node.output[0]:
+                return at, node, consumer
+    raise ModelContractError(f"{where}: no nearest-neighbour Gemm and ReduceMin against a memory bank")

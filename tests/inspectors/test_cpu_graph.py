@@ -81,6 +81,20 @@ def test_a_graph_without_a_bank_search_is_refused(tmp_path: Path) -> None:
         write_cpu_graph(tmp_path / "plain.onnx", tmp_path / "cpu.onnx")
 
 
+def test_a_bank_gemm_without_its_minimum_is_refused(tmp_path: Path) -> None:
+    bank = np.ones((4, 3), np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["f", "bank", "bank_sq"], ["partial"], alpha=-2.0, transB=1)],
+        "no-min",
+        [helper.make_tensor_value_info("f", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("partial", TensorProto.FLOAT, [None, 4])],
+        [numpy_helper.from_array(bank, "bank"), numpy_helper.from_array((bank**2).sum(1), "bank_sq")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "g.onnx"))
+    with pytest.raises(ModelContractError, match=r"g\.onnx: no nearest-neighbour Gemm and ReduceMin"):
+        write_cpu_graph(tmp_path / "g.onnx", tmp_path / "cpu.onnx")
+
+
 def test_the_cpu_provider_loads_the_cpu_graph_and_scores_like_the_exact_one(
     anomaly_model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
