@@ -43,11 +43,12 @@ def _run(path: Path, f: np.ndarray) -> np.ndarray:
     return session.run(None, {"f": f})[0] + (f**2).sum(1)
 
 
-def _case(tmp_path: Path, spread: float) -> tuple[np.ndarray, np.ndarray]:
+def _case(tmp_path: Path, spread: float, entries: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Squared nearest distances from the CPU graph and the true ones, on a bank of 64 clusters."""
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(64, 48)).astype(np.float32) * 4
-    bank = np.repeat(centres, 32, axis=0) + spread * rng.normal(size=(2048, 48)).astype(np.float32)
+    bank = np.repeat(centres, 32, axis=0)[rng.permutation(2048)[:entries]]
+    bank += spread * rng.normal(size=bank.shape).astype(np.float32)
     f = (centres[rng.integers(0, 64, 500)] + rng.normal(size=(500, 48)) * 0.5).astype(np.float32)
     _nearest_graph(tmp_path / "exact.onnx", bank)
     write_cpu_graph(tmp_path / "exact.onnx", tmp_path / "cpu.onnx")
@@ -56,8 +57,11 @@ def _case(tmp_path: Path, spread: float) -> tuple[np.ndarray, np.ndarray]:
     return _run(tmp_path / "cpu.onnx", f), truth
 
 
-def test_shortlist_search_gives_the_exact_nearest_distance(tmp_path: Path) -> None:
-    shortlist, truth = _case(tmp_path, spread=1.0)
+@pytest.mark.parametrize(
+    "entries", [2048, 2000, 5]
+)  # groups of 64; of 32 with padding; smaller than a shortlist
+def test_shortlist_search_gives_the_exact_nearest_distance(tmp_path: Path, entries: int) -> None:
+    shortlist, truth = _case(tmp_path, spread=1.0, entries=entries)
     np.testing.assert_allclose(shortlist, truth, rtol=1e-3, atol=1e-3)
 
 
