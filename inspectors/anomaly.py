@@ -149,6 +149,7 @@ class AnomalyInspector:
             x, y, w, h, area = (int(v) for v in stats[i])
             if area < self.min_region_px:
                 continue
-            peak = float(heatmap[labels == i].max())
+            window = (slice(y, y + h), slice(x, x + w))  # the region's box, not the whole frame
+            peak = float(heatmap[window][labels[window] == i].max())
             regions.append((Region(x, y, w, h, area_px=area, mm_per_px=mm_per_px), peak))
         return sorted(regions, key=lambda r: -r[1])

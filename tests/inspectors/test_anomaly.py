@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from inspectors.anomaly import CPU_BATCH, AnomalyInspector, Tiling, tile_boxes
 from inspectors.model_card import ModelCard
 from inspectors.onnx_session import check_single_runtime, choose_providers
+from pipeline.decide import Thresholds
 from pipeline.errors import ModelContractError, QCError
 from pipeline.images import encode_png
 from pipeline.simulate import DEFECT_KINDS, SimulationSettings, render_part
@@ -70,6 +71,20 @@ def test_region_lies_on_the_defect(anomaly_model_dir: Path, kind: str) -> None:
     top = regions[0]
     assert part.mask[top.y : top.y + top.h, top.x : top.x + top.w].any(), "strongest region misses the defect"
     assert top.length_mm == pytest.approx(max(top.w, top.h) * 0.2)
+
+
+def test_each_region_reports_its_own_peak_and_size(anomaly_model_dir: Path) -> None:
+    # an L-shaped region whose box holds a hotter, separate blob: each keeps its own peak and area
+    inspector = AnomalyInspector(anomaly_model_dir, thresholds=Thresholds(review=1.0, fail=2.0))
+    heatmap = np.zeros((100, 100), np.float32)
+    heatmap[10:60, 10:20] = heatmap[50:60, 10:60] = 1.5
+    heatmap[20:30, 30:40] = 9.0
+    heatmap[90:92, 90:92] = 5.0  # 4 px: below min_region_px
+    regions = inspector._regions(heatmap, mm_per_px=None)
+    assert [(r.x, r.y, r.w, r.h, r.area_px, peak) for r, peak in regions] == [
+        (30, 20, 10, 10, 100, 9.0),
+        (10, 10, 50, 50, 900, 1.5),
+    ]
 
 
 def test_good_part_scores_below_every_defect_kind(anomaly_model_dir: Path) -> None:
