@@ -238,6 +238,20 @@ def fit_anomaly(
             "square first, keeping proportions (for images far from square)",
         ),
     ] = Aspect.stretch,
+    coarse_window: Annotated[
+        float,
+        typer.Option(
+            "--coarse-window",
+            min=0.0,
+            max=1.0,
+            help="also score each patch's descriptor averaged over a window of this share of the map's "
+            "side, against its own bank, and add it to the map: large, faint defects stand out "
+            "(0: off)",
+        ),
+    ] = 0.0,
+    coarse_weight: Annotated[
+        float, typer.Option("--coarse-weight", min=0.0, help="how much the coarse distances count")
+    ] = 0.5,
     device: Annotated[
         str, typer.Option("--device", help="torch device for fitting: cpu, cuda, cuda:N (scoring is ONNX)")
     ] = "cpu",
@@ -296,6 +310,8 @@ def fit_anomaly(
             edge_padding=edge_padding,
             blur_sigma=blur_sigma,
             aspect=aspect.value,
+            coarse_window=coarse_window,
+            coarse_weight=coarse_weight,
             device=device,
         )
     training = record.metrics["training"]

@@ -69,10 +69,22 @@ class AnomalySettings(_Strict):
     # "pad": frames mirrored out to a square before the model, keeping their proportions (for lines whose
     # frames are far from square; docs/architecture.md#aspect-ratio). Also a training policy.
     aspect: Literal["stretch", "pad"] = Field(default="stretch", exclude=True)
+    # A coarse descriptor over this share of the feature map's side, added to the map (0: none; for
+    # large, faint defects; docs/architecture.md#coarse-descriptor), and how much it counts.
+    coarse_window: float = Field(default=0.0, ge=0.0, le=1.0, exclude=True)
+    coarse_weight: float = Field(default=0.5, ge=0.0, exclude=True)
 
     def fit_options(self) -> dict[str, Any]:
         """The training policy train_model fits this line's model with."""
-        names = ("backbone", "edge_padding", "bank_size", "blur_sigma", "aspect")
+        names = (
+            "backbone",
+            "edge_padding",
+            "bank_size",
+            "blur_sigma",
+            "aspect",
+            "coarse_window",
+            "coarse_weight",
+        )
         return {name: getattr(self, name) for name in names}
 
     @model_validator(mode="after")

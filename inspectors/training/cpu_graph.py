@@ -37,15 +37,32 @@ _FAR = 1e30  # |b|² of a padding entry: never among the nearest
 
 
 def write_cpu_graph(onnx_path: Path, out_path: Path) -> None:
-    """Rewrite ``onnx_path``'s bank Gemm and its ReduceMin into the int8 shortlist search."""
+    """Rewrite each of ``onnx_path``'s bank Gemms and their ReduceMins into the int8 shortlist search
+    (a model with a coarse descriptor has two banks)."""
     model = onnx.load(str(onnx_path))
     graph = model.graph
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     initializers = {i.name: i for i in graph.initializer}
-    at, gemm, reduce_min = _bank_search(graph, initializers, onnx_path)
+    searches = _bank_searches(graph, initializers, onnx_path)
+    for n, (gemm, reduce_min) in enumerate(searches):
+        _rewrite_search(graph, initializers, gemm, reduce_min, opset, f"{_PREFIX}{n}_", onnx_path)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(out_path))
+
+
+def _rewrite_search(
+    graph: onnx.GraphProto,
+    initializers: dict[str, onnx.TensorProto],
+    gemm: onnx.NodeProto,
+    reduce_min: onnx.NodeProto,
+    opset: int,
+    prefix: str,
+    where: Path,
+) -> None:
     features, bank_name, bank_sq_name = gemm.input
     if any(bank_name in n.input or bank_sq_name in n.input for n in graph.node if n is not gemm):
-        raise ModelContractError(f"{onnx_path}: the memory bank feeds more than the nearest-neighbour Gemm")
+        raise ModelContractError(f"{where}: the memory bank feeds more than the nearest-neighbour Gemm")
     bank = numpy_helper.to_array(initializers[bank_name]).astype(np.float32)
     group = _group_size(bank.shape[0])
     groups = -(-bank.shape[0] // group)
@@ -80,7 +97,7 @@ def write_cpu_graph(onnx_path: Path, out_path: Path) -> None:
     }
 
     def t(name: str) -> str:
-        return _PREFIX + name
+        return prefix + name
 
     nodes = [
         helper.make_node("Sub", [features, t("mean")], [t("f")]),
@@ -92,7 +109,7 @@ def write_cpu_graph(onnx_path: Path, out_path: Path) -> None:
         ),
         # the groups holding the SHORTLIST smallest approximations are those with the smallest minima
         helper.make_node("Reshape", [t("approx"), t("groups_shape")], [t("by_group")]),  # patches × G × S
-        _reduce_min(opset, t("by_group"), 2, t("group_min")),
+        _reduce_min(opset, t("by_group"), t("axis2"), 2, t("group_min")),
         helper.make_node(
             "TopK", [t("group_min"), t("kept")], [t("gv"), t("gidx")], axis=-1, largest=0, sorted=0
         ),
@@ -115,13 +132,11 @@ def write_cpu_graph(onnx_path: Path, out_path: Path) -> None:
         helper.make_node("Add", [t("rows_sq"), t("dot2")], [t("exact")]),  # |b|² - 2 f·b, as the Gemm gave
     ]
     reduce_min.input[0] = t("exact")
+    at = list(graph.node).index(gemm)
     del graph.node[at]
     for offset, node in enumerate(nodes):
         graph.node.insert(at + offset, node)
     graph.initializer.extend(numpy_helper.from_array(v, t(k)) for k, v in constants.items())
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    onnx.save(model, str(out_path))
 
 
 def _group_size(entries: int) -> int:
@@ -133,25 +148,31 @@ def _replace(initializer: onnx.TensorProto, values: np.ndarray) -> None:
     initializer.CopyFrom(numpy_helper.from_array(values, initializer.name))
 
 
-def _reduce_min(opset: int, data: str, axis: int, out: str) -> onnx.NodeProto:
-    """ReduceMin over one axis, without keeping it; the axes became an input at opset 18."""
+def _reduce_min(opset: int, data: str, axes: str, axis: int, out: str) -> onnx.NodeProto:
+    """ReduceMin over one axis (``axes``: the same as a constant), without keeping it; the axes
+    became an input at opset 18."""
     if opset >= 18:
-        return helper.make_node("ReduceMin", [data, _PREFIX + "axis2"], [out], keepdims=0)
+        return helper.make_node("ReduceMin", [data, axes], [out], keepdims=0)
     return helper.make_node("ReduceMin", [data], [out], axes=[axis], keepdims=0)
 
 
-def _bank_search(
+def _bank_searches(
     graph: onnx.GraphProto, initializers: dict[str, onnx.TensorProto], where: Path
-) -> tuple[int, onnx.NodeProto, onnx.NodeProto]:
-    """The Gemm of patch features against the bank (transposed, alpha -2), its index, and the
-    ReduceMin that takes each patch's nearest distance from it."""
-    for at, node in enumerate(graph.node):
+) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
+    """Each Gemm of patch features against a bank (transposed, alpha -2) with the ReduceMin that takes
+    each patch's nearest distance from it."""
+    searches: list[tuple[onnx.NodeProto, onnx.NodeProto]] = []
+    for node in graph.node:
         if node.op_type != "Gemm" or len(node.input) != 3 or node.input[1] not in initializers:
             continue
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attributes.get("transB") != 1 or attributes.get("alpha") != -2.0:
             continue
-        for consumer in graph.node:
-            if consumer.op_type == "ReduceMin" and consumer.input[0] == node.output[0]:
-                return at, node, consumer
-    raise ModelContractError(f"{where}: no nearest-neighbour Gemm and ReduceMin against a memory bank")
+        searches.extend(
+            (node, consumer)
+            for consumer in graph.node
+            if consumer.op_type == "ReduceMin" and consumer.input[0] == node.output[0]
+        )
+    if not searches:
+        raise ModelContractError(f"{where}: no nearest-neighbour Gemm and ReduceMin against a memory bank")
+    return searches

@@ -162,6 +162,12 @@ def _export_into(
         "settings": {k: getattr(settings, k) for k in settings.__slots__},
         "backbone": scorer.backbone.describe(),
     }
+    if scorer.coarse is not None:
+        training["coarse"] = {
+            "window_cells": scorer.coarse.cells,
+            "bank_size": int(scorer.coarse.bank.shape[0]),
+            "weight": scorer.coarse.weight,  # coarse_weight times the fine / coarse spread of distances
+        }
     if defects is not None:
         training["calibration_defects"] = {
             "source": defects.source,

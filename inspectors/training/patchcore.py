@@ -7,7 +7,10 @@ the input is first extended by repeating its border pixels and the maps are crop
 back, so patches at the frame's edge are described from image content rather than
 from the convolutions' zero padding. A greedy k-centre
 coreset of the good parts' descriptors is the memory bank; a patch's anomaly is
-its distance to the nearest bank entry. The whole scoring path - features,
+its distance to the nearest bank entry. With ``coarse_window`` a second descriptor,
+the patch descriptors averaged over a large window, is scored the same way against
+its own bank and added to the map, so that large, faint defects (a band of uneven
+texture across a part) stand out as a whole. The whole scoring path - features,
 nearest neighbour, upsampling and smoothing - is one ONNX graph, so inspection
 needs no torch.
 """
@@ -48,6 +51,10 @@ class PatchCoreSettings:
     projection_dim: int = 64  # coreset selection runs on a random projection (speed)
     blur_sigma: float = 4.0
     aspect: str = "stretch"  # or "pad": images mirrored out to a square first (Preprocessing.aspect)
+    # the coarse descriptor's window as a share of the feature map's side (0: no coarse descriptor); its
+    # bank holds a quarter of bank_size, and its distances, scaled to the fine ones' spread, count this much
+    coarse_window: float = 0.0
+    coarse_weight: float = 0.5
     batch_size: int = 16
     device: str = "cpu"  # torch device for features and coreset ("cuda" on a GPU machine); saved for CPU
     seed: int = 0
@@ -118,11 +125,32 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
+def coarse_cells(window: float, grid: tuple[int, int]) -> int:
+    """The coarse descriptor's window in feature-map cells: odd (so the map keeps its size), at least 3."""
+    return max(3, 2 * round(window * min(grid) / 2) + 1)
+
+
+def coarse_descriptors(f: torch.Tensor, cells: int) -> torch.Tensor:
+    """Each patch's descriptor averaged over the ``cells`` × ``cells`` window around it (N×D×h×w)."""
+    return F.avg_pool2d(f, cells, stride=1, padding=cells // 2, count_include_pad=False)
+
+
+@dataclass(frozen=True)
+class CoarseBank:
+    """The coarse descriptor's memory bank and how its distances join the fine map."""
+
+    cells: int
+    bank: torch.Tensor
+    weight: float  # the chosen coarse_weight times the fine / coarse spread of distances
+
+
 class PatchCoreScorer(nn.Module):
     """image (N,3,H,W) -> anomaly_map (N,1,H,W), score (N,) — the exported graph."""
 
     bank: torch.Tensor  # registered buffers, declared for type checkers
     bank_sq: torch.Tensor
+    coarse_bank: torch.Tensor
+    coarse_bank_sq: torch.Tensor
     kx: torch.Tensor
     ky: torch.Tensor
 
@@ -133,12 +161,17 @@ class PatchCoreScorer(nn.Module):
         image_size: int,
         sigma: float,
         aspect: str = "stretch",
+        coarse: CoarseBank | None = None,
     ):
         super().__init__()
         self.aspect = aspect
         self.features = features
         self.register_buffer("bank", bank)
         self.register_buffer("bank_sq", (bank**2).sum(dim=1))
+        self.coarse = coarse
+        if coarse is not None:
+            self.register_buffer("coarse_bank", coarse.bank)
+            self.register_buffer("coarse_bank_sq", (coarse.bank**2).sum(dim=1))
         kernel = _gaussian_kernel(sigma)
         self.register_buffer("kx", kernel.view(1, 1, 1, -1))
         self.register_buffer("ky", kernel.view(1, 1, -1, 1))
@@ -154,13 +187,11 @@ class PatchCoreScorer(nn.Module):
         return replace(self.backbone.preprocessing, aspect=self.aspect)
 
     def patch_scores(self, f: torch.Tensor) -> torch.Tensor:
-        n, d, h, w = f.shape
-        f = f.permute(0, 2, 3, 1).reshape(n * h * w, d)
-        # |f - b|² = |f|² + (|b|² - 2 f·b): the bracket is one GEMM with a bias (ONNX Gemm), and |f|²,
-        # the same for every b, is added after the minimum rather than to every distance
-        partial = torch.addmm(self.bank_sq, f, self.bank.T, alpha=-2.0)
-        d2 = partial.min(dim=-1).values + (f**2).sum(-1)
-        return d2.clamp_min(0).sqrt().reshape(n, 1, h, w)
+        m = nearest_distances(f, self.bank, self.bank_sq)
+        if self.coarse is not None:
+            coarse = coarse_descriptors(f, self.coarse.cells)
+            m = m + self.coarse.weight * nearest_distances(coarse, self.coarse_bank, self.coarse_bank_sq)
+        return m
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.score_features(self.features(image))
@@ -175,6 +206,17 @@ class PatchCoreScorer(nn.Module):
         m = F.pad(m, (self.pad, self.pad, self.pad, self.pad), mode="replicate")
         m = F.conv2d(F.conv2d(m, self.kx), self.ky)
         return m, m.amax(dim=(1, 2, 3))
+
+
+def nearest_distances(f: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
+    """Each patch's distance to its nearest bank entry: N×D×h×w descriptors -> N×1×h×w."""
+    n, d, h, w = f.shape
+    f = f.permute(0, 2, 3, 1).reshape(n * h * w, d)
+    # |f - b|² = |f|² + (|b|² - 2 f·b): the bracket is one GEMM with a bias (ONNX Gemm), and |f|²,
+    # the same for every b, is added after the minimum rather than to every distance
+    partial = torch.addmm(bank_sq, f, bank.T, alpha=-2.0)
+    d2 = partial.min(dim=-1).values + (f**2).sum(-1)
+    return d2.clamp_min(0).sqrt().reshape(n, 1, h, w)
 
 
 def greedy_coreset(candidates: torch.Tensor, size: int, projection_dim: int, seed: int) -> torch.Tensor:
@@ -217,21 +259,54 @@ def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings)
         raise ValueError("fit_patchcore needs at least one good image")
     per_image_cap = max(1, settings.max_candidates // len(images))
     rng = np.random.default_rng(settings.seed)
-    chunks = []
+    cells = coarse_cells(settings.coarse_window, features.grid) if settings.coarse_window else 0
+    chunks: list[torch.Tensor] = []
+    coarse_chunks: list[torch.Tensor] = []
     for start in range(0, len(images), settings.batch_size):
         batch = torch.from_numpy(to_model_input(images[start : start + settings.batch_size], prep))
         f = features(batch.to(device))
-        f = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
-        for patches in f:
-            keep = rng.choice(patches.shape[0], size=min(per_image_cap, patches.shape[0]), replace=False)
-            chunks.append(patches[torch.from_numpy(np.sort(keep)).to(device)])
+        patches_per_image = f.shape[2] * f.shape[3]
+        size = min(per_image_cap, patches_per_image)
+        keeps = [
+            torch.from_numpy(np.sort(rng.choice(patches_per_image, size=size, replace=False))) for _ in f
+        ]
+        # the same patch positions for the fine and (when chosen) the coarse descriptors
+        described = [(f, chunks)] + ([(coarse_descriptors(f, cells), coarse_chunks)] if cells else [])
+        for maps, out in described:
+            flat = maps.permute(0, 2, 3, 1).reshape(maps.shape[0], -1, maps.shape[1])
+            out.extend(patches[keep.to(device)] for patches, keep in zip(flat, keeps, strict=True))
     candidates = torch.cat(chunks)
-    index = greedy_coreset(candidates, settings.bank_size, settings.projection_dim, settings.seed)
-    bank = candidates[index.to(device)].contiguous().cpu()
-    log.info("memory bank: %d of %d candidate patches, dim %d", len(bank), len(candidates), bank.shape[1])
+    bank = _coreset_bank(candidates, settings.bank_size, settings)
+    coarse = None
+    if cells:
+        coarse_candidates = torch.cat(coarse_chunks)
+        coarse_bank = _coreset_bank(coarse_candidates, max(1, settings.bank_size // 4), settings)
+        spread = _distance_spread(candidates, bank, settings.seed) / _distance_spread(
+            coarse_candidates, coarse_bank, settings.seed
+        )
+        coarse = CoarseBank(cells, coarse_bank, settings.coarse_weight * spread)
+        log.info(
+            "coarse descriptor: %d-cell window, bank %d, weight %.3f", cells, len(coarse_bank), coarse.weight
+        )
     return PatchCoreScorer(
-        features.cpu(), bank, backbone.image_size, settings.blur_sigma, settings.aspect
+        features.cpu(), bank, backbone.image_size, settings.blur_sigma, settings.aspect, coarse
     ).eval()
+
+
+def _coreset_bank(candidates: torch.Tensor, size: int, settings: PatchCoreSettings) -> torch.Tensor:
+    index = greedy_coreset(candidates, size, settings.projection_dim, settings.seed)
+    bank = candidates[index.to(candidates.device)].contiguous().cpu()
+    log.info("memory bank: %d of %d candidate patches, dim %d", len(bank), len(candidates), bank.shape[1])
+    return bank
+
+
+def _distance_spread(candidates: torch.Tensor, bank: torch.Tensor, seed: int, sample: int = 4096) -> float:
+    """Standard deviation of good patches' nearest-bank distances (a sample of the candidates)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    picked = candidates[torch.randperm(len(candidates), generator=gen)[:sample].to(candidates.device)].cpu()
+    grid = picked.T.reshape(1, picked.shape[1], 1, -1)  # as one row of patches
+    distances = nearest_distances(grid, bank, (bank**2).sum(dim=1))
+    return max(float(distances.std()), 1e-12)
 
 
 class _ScoringHead(nn.Module):

@@ -82,7 +82,8 @@ def test_train_model_evaluates_and_activates_only_when_configured(
             line_file.read_text().replace(
                 "model: test-anomaly",
                 "model: test-anomaly, auto_activate: true, "
-                "backbone: lite1, edge_padding: 32, bank_size: 8192, blur_sigma: 12, aspect: pad",
+                "backbone: lite1, edge_padding: 32, bank_size: 8192, blur_sigma: 12, aspect: pad, "
+                "coarse_window: 0.6, coarse_weight: 1.0",
             )
         )
     before = _active_version(workspace)
@@ -94,9 +95,13 @@ def test_train_model_evaluates_and_activates_only_when_configured(
         database_url=workspace.database_url,
     )
     assert outcome["version"] == new_version and outcome["activated"] is auto_activate
-    # the line's training policy, else Lite0, unpadded, 4,096 patches, σ 4, stretched
-    policy = ("lite1", 32, 8192, 12.0, "pad") if auto_activate else ("lite0", 0, 4096, 4.0, "stretch")
-    keys = ("backbone", "edge_padding", "bank_size", "blur_sigma", "aspect")
+    # the line's training policy, else Lite0, unpadded, 4,096 patches, σ 4, stretched, no coarse descriptor
+    policy = (
+        ("lite1", 32, 8192, 12.0, "pad", 0.6, 1.0)
+        if auto_activate
+        else ("lite0", 0, 4096, 4.0, "stretch", 0.0, 0.5)
+    )
+    keys = ("backbone", "edge_padding", "bank_size", "blur_sigma", "aspect", "coarse_window", "coarse_weight")
     assert fitted_with[-1] == dict(zip(keys, policy, strict=True))
     metrics = json.loads(Path(outcome["metrics_path"]).read_text())
     assert metrics["n_good"] > 0 and metrics["n_defect"] > 0

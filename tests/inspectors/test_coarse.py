@@ -1,0 +1,84 @@
+"""The coarse descriptor: patch descriptors averaged over a large window, scored against their own bank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from inspectors.anomaly import AnomalyInspector
+from inspectors.model_card import CPU_ONNX_FILE, ONNX_FILE, ModelCard
+from inspectors.preprocess import to_model_input
+from inspectors.training.fit_anomaly import fit_anomaly, request_from_simulation
+from inspectors.training.patchcore import (
+    PatchCoreScorer,
+    PatchCoreSettings,
+    coarse_cells,
+    coarse_descriptors,
+    fit_patchcore,
+    nearest_distances,
+)
+from pipeline.simulate import SimulationSettings, render_part
+
+SIM = SimulationSettings(size=128, seed=21, defect_rate=0.5)
+SETTINGS = PatchCoreSettings(bank_size=256, coarse_window=0.6, coarse_weight=1.0)
+
+
+@pytest.mark.parametrize(
+    ("window", "grid", "cells"),
+    [(0.6, (30, 30), 19), (0.6, (28, 28), 17), (0.5, (28, 40), 15), (0.01, (28, 28), 3)],
+)
+def test_the_window_is_an_odd_number_of_cells_of_the_shorter_side(
+    window: float, grid: tuple[int, int], cells: int
+) -> None:
+    assert coarse_cells(window, grid) == cells
+
+
+def test_coarse_descriptors_average_the_window_around_each_patch() -> None:
+    f = torch.arange(2 * 5 * 5, dtype=torch.float32).reshape(1, 2, 5, 5)
+    pooled = coarse_descriptors(f, 3)
+    assert pooled.shape == f.shape
+    assert pooled[0, 0, 2, 2] == f[0, 0, 1:4, 1:4].mean()
+    assert pooled[0, 1, 0, 0] == f[0, 1, 0:2, 0:2].mean()  # at the edge: the window's cells inside the map
+
+
+def test_the_map_adds_the_weighted_coarse_distances_to_the_fine_ones() -> None:
+    images = [render_part(SIM, i, defect=None).image for i in range(8)]
+    scorer = fit_patchcore(images, SETTINGS)
+    coarse = scorer.coarse
+    assert coarse is not None and coarse.cells == coarse_cells(0.6, scorer.features.grid)
+    assert len(coarse.bank) == SETTINGS.bank_size // 4 and coarse.weight > 0
+    fine_only = PatchCoreScorer(scorer.features, scorer.bank, scorer.image_size, 4.0)
+    part = render_part(SIM, 3, defect="crack").image
+    with torch.no_grad():
+        f = scorer.features(torch.from_numpy(to_model_input([part], scorer.preprocessing)))
+        added = scorer.patch_scores(f) - fine_only.patch_scores(f)
+        expected = coarse.weight * nearest_distances(
+            coarse_descriptors(f, coarse.cells), scorer.coarse_bank, scorer.coarse_bank_sq
+        )
+    torch.testing.assert_close(added, expected, rtol=1e-4, atol=1e-4)
+    assert float(expected.max()) > 0
+
+
+def test_a_coarse_model_exports_both_searches_and_every_graph_scores_alike(tmp_path: Path) -> None:
+    request = request_from_simulation(SIM, "coarse", n_fit=8, n_calibration=8, settings=SETTINGS)
+    model_dir, card = fit_anomaly(request, tmp_path)
+    assert card.training["coarse"]["window_cells"] == coarse_cells(0.6, (28, 28))
+    assert card.training["coarse"]["bank_size"] == 64
+    assert card.training["settings"]["coarse_window"] == 0.6
+    assert card.parity["max_rel_diff"] <= card.parity["tolerance"]
+    assert card.parity["cpu_graph_max_rel_diff"] <= card.parity["tolerance"]
+    cpu_graph = onnx.load(str(model_dir / CPU_ONNX_FILE))
+    assert [n.op_type for n in cpu_graph.graph.node].count("DynamicQuantizeMatMul") == 2
+    images = [render_part(SIM, 40 + i).image for i in range(4)]
+    maps, scores = AnomalyInspector(model_dir).score_images(images)
+    exact = ort.InferenceSession(str(model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
+    exact_map, exact_score = exact.run(
+        None, {"image": to_model_input(images, ModelCard.load(model_dir).preprocessing)}
+    )
+    np.testing.assert_allclose(scores, exact_score, rtol=1e-4)
+    np.testing.assert_allclose(maps, exact_map[:, 0], rtol=1e-4, atol=1e-4 * float(exact_score.max()))
