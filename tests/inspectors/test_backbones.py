@@ -162,7 +162,8 @@ def test_onnx_extractor_outputs_are_checked(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def byo_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
-    """kind -> (fitted model folder, backbone weights file): a tiny ViT, ConvNeXt and ONNX extractor."""
+    """kind -> (fitted model folder, backbone weights file): a tiny ViT, ConvNeXt and ONNX extractor,
+    and the ONNX extractor with a coarse descriptor (its head appended to the extractor's graph)."""
     root = tmp_path_factory.mktemp("byo")
     vit, cnx = save_vit(root / "vit"), save_convnext(root / "cnx")
     extractor = save_onnx_extractor(root / "extractor.onnx")
@@ -170,17 +171,19 @@ def byo_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path
         "vit": (f"hf:{vit}", None, vit / "model.safetensors"),
         "convnext": (f"hf:{cnx}", None, cnx / "model.safetensors"),
         "onnx": (f"onnx:{extractor}", ("f4", "f8"), extractor),
+        "onnx-coarse": (f"onnx:{extractor}", ("f4", "f8"), extractor),
     }
     models = {}
     for kind, (spec, layers, weights) in specs.items():
-        settings = PatchCoreSettings(backbone=spec, layers=layers, bank_size=256)
+        coarse_window = 0.6 if kind == "onnx-coarse" else 0.0
+        settings = PatchCoreSettings(backbone=spec, layers=layers, bank_size=256, coarse_window=coarse_window)
         request = request_from_simulation(SIM, f"byo-{kind}", n_fit=8, n_calibration=8, settings=settings)
         model_dir, _ = fit_anomaly(request, root / "models")
         models[kind] = (model_dir, weights)
     return models
 
 
-@pytest.mark.parametrize("kind", ["vit", "convnext", "onnx"])
+@pytest.mark.parametrize("kind", ["vit", "convnext", "onnx", "onnx-coarse"])
 def test_byo_backbone_scores_a_procedural_defect_above_good_parts(
     byo_models: dict[str, tuple[Path, Path]], kind: str
 ) -> None:
@@ -192,19 +195,21 @@ def test_byo_backbone_scores_a_procedural_defect_above_good_parts(
     assert bad_scores.min() > good_scores.max()
 
 
-@pytest.mark.parametrize("kind", ["vit", "convnext", "onnx"])
+@pytest.mark.parametrize("kind", ["vit", "convnext", "onnx", "onnx-coarse"])
 def test_byo_model_card_records_the_backbone_and_parity(
     byo_models: dict[str, tuple[Path, Path]], kind: str
 ) -> None:
     model_dir, weights = byo_models[kind]
     card = ModelCard.load(model_dir)
     backbone = card.training["backbone"]
-    assert backbone["kind"] == ("onnx" if kind == "onnx" else "hf")
+    assert backbone["kind"] == ("onnx" if kind.startswith("onnx") else "hf")
     assert backbone["weights"]["sha256"] == file_sha256(weights)
     assert card.architecture == f"patchcore-{backbone['name']}"
     assert card.inputs["image"]["shape"] == [None, 3, IMAGE_SIZE, IMAGE_SIZE]
     assert card.parity["n_images"] > 0 and card.parity["max_rel_diff"] <= card.parity["tolerance"]
-    if kind == "onnx":
+    assert card.parity["cpu_graph_max_rel_diff"] <= card.parity["tolerance"]
+    assert ("coarse" in card.training) is (kind == "onnx-coarse")
+    if kind.startswith("onnx"):
         assert backbone["layers"] == ["f4", "f8"] and backbone["strides"] == [4, 8]
 
 
