@@ -70,7 +70,10 @@ def _rewrite_search(
     mean = bank.mean(axis=0)
     bank = np.concatenate([bank, np.zeros((padding, bank.shape[1]), np.float32)])
     bank_sq = np.concatenate(
-        [(bank[: len(bank) - padding] ** 2).sum(axis=1), np.full(padding, _FAR, np.float32)]
+        [
+            numpy_helper.to_array(initializers[bank_sq_name]).astype(np.float32),
+            np.full(padding, _FAR, np.float32),
+        ]
     )
     centred = -2.0 * (bank - mean).T  # D × K, so that the product is |b - μ|² - 2 (f - μ)·(b - μ)
     scale = np.abs(centred).max(axis=0) / 127.0
@@ -79,7 +82,7 @@ def _rewrite_search(
     bank_sq_centred[len(bank) - padding :] = _FAR
     kept = min(SHORTLIST, groups)
     _replace(initializers[bank_name], bank)
-    _replace(initializers[bank_sq_name], bank_sq.astype(np.float32))
+    _replace(initializers[bank_sq_name], bank_sq)
     constants = {
         "mean": mean,
         "bank_q": np.clip(np.round(centred / scale), -127, 127).astype(np.int8),
