@@ -127,6 +127,7 @@ class FeedItem:
     reason: str
     anomaly_score: float | None
     heatmap_sha256: str | None
+    image_pruned_at: datetime | None  # when image retention removed the frame's picture and heat map
     findings: list[FindingView] = field(default_factory=list)
 
     @property
@@ -206,6 +207,7 @@ def _items(session: Session, rows: list[tuple[InspectionRow, FrameRow, str | Non
             reason=i.reason,
             anomaly_score=i.anomaly_score,
             heatmap_sha256=i.heatmap_sha256,
+            image_pruned_at=f.image_pruned_at,
             findings=findings.get(i.id, []),
         )
         for i, f, override in rows

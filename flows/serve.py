@@ -2,8 +2,9 @@
 
 One ``inspect-line/<line_id>`` deployment per ``config/lines/*.yaml`` on that line's cron or
 interval, with a concurrency limit of one run per line (two runs of a line would pull from the
-same watermark), plus ``train-model/default`` and, when their flows exist, ``build-report/default``
-and ``generate-defects/default`` (the latter only with ``generators.enabled``).
+same watermark), plus ``train-model/default``, ``prune-images/default`` on the retention schedule
+when ``retention.keep_passed_images_days`` is set, and, when their flows exist,
+``build-report/default`` and ``generate-defects/default`` (the latter only with ``generators.enabled``).
 
 Lines are checked before anything starts, so a bad file stops ``qcflow serve`` with the file and
 field at fault rather than failing runs later.
@@ -29,8 +30,9 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from pydantic import ValidationError
 
 from flows.inspect_line import inspect_line
+from flows.prune_images import prune_images
 from flows.train_model import train_model
-from pipeline.config import LineConfig, lines_dir, load_app_config, load_line_config
+from pipeline.config import LineConfig, Schedule, lines_dir, load_app_config, load_line_config
 from pipeline.db import repository as repo
 from pipeline.errors import ConfigError, ModelNotFound, SourceUnavailable
 from pipeline.inspection import Workspace
@@ -66,11 +68,11 @@ def check_line(ws: Workspace, path: Path) -> LineConfig:
     return line
 
 
-def schedule_of(line: LineConfig) -> dict[str, Any]:
-    """The line's schedule as ``to_deployment`` keyword arguments."""
-    if line.schedule.cron is not None:
-        return {"cron": line.schedule.cron}
-    return {"interval": line.schedule.interval_seconds}
+def schedule_of(schedule: Schedule) -> dict[str, Any]:
+    """A configured schedule as ``to_deployment`` keyword arguments."""
+    if schedule.cron is not None:
+        return {"cron": schedule.cron}
+    return {"interval": schedule.interval_seconds}
 
 
 def _optional_flow(module_name: str, flow_name: str) -> Flow[..., Any] | None:
@@ -108,12 +110,25 @@ def build_deployments(ws: Workspace) -> list[RunnerDeployment]:
             paused=False,
             tags=[f"line:{line.line_id}"],
             description=f"inspect new frames of {line.name}, at most {line.batch_size} per camera",
-            **schedule_of(line),
+            **schedule_of(line.schedule),
         )
         for line in lines
     ]
     deployments.append(_deployment(train_model, "default", parameters=workspace_args))
-    generation_on = load_app_config(ws.config_dir).generators.enabled
+    app_config = load_app_config(ws.config_dir)
+    retention = app_config.retention
+    if retention.keep_passed_images_days is not None:
+        days = retention.keep_passed_images_days
+        deployments.append(
+            _deployment(
+                prune_images,
+                "default",
+                parameters=workspace_args,
+                description=f"remove the stored pictures of passed frames older than {days:g} days",
+                **schedule_of(retention.schedule),
+            )
+        )
+    generation_on = app_config.generators.enabled
     for module_name, flow_name in OPTIONAL_FLOWS.items():
         if module_name == "generate_defects" and not generation_on:
             continue

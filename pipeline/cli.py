@@ -488,6 +488,35 @@ def status(
     console.print(table)
 
 
+@app.command("prune-images")
+@_reports_errors
+def prune_images(
+    older_than_days: Annotated[
+        float | None,
+        typer.Option("--older-than-days", min=0, help="default: retention.keep_passed_images_days"),
+    ] = None,
+    line: Annotated[str | None, typer.Option("--line", help="only this line's frames")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, remove nothing")] = False,
+    data_dir: DataDir = None,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Remove the stored pictures of old frames that passed; FAIL, REVIEW and reviewed frames stay."""
+    from pipeline.retention import prune_images as prune
+    from pipeline.retention import retention_days
+
+    ws = open_workspace(data_dir, config_dir)
+    by = f"cli:{os.environ.get('USER', '?')}"
+    summary = prune(ws, retention_days(ws, older_than_days), by=by, line_id=line, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb} the pictures of {summary.frames} passed frames accepted before "
+        f"{summary.cutoff:%Y-%m-%d %H:%M} UTC and {summary.heatmaps} heat maps: "
+        f"{summary.bytes_freed / 2**20:.1f} MiB; "
+        f"{summary.kept_in_use} kept because a test suite or synthetic image uses them. "
+        "Rows, scores and decisions stay."
+    )
+
+
 users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 RoleOption = Annotated[str, typer.Option("--role", help="operator, reviewer or admin")]

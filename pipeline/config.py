@@ -195,11 +195,19 @@ class EventSettings(_Strict):
     publish: list[Decision] = [Decision.FAIL]
 
 
+class RetentionSettings(_Strict):
+    """How long the image store keeps the pictures of passed frames (pipeline.retention)."""
+
+    keep_passed_images_days: float | None = Field(default=None, ge=0)  # None: keep them all
+    schedule: Schedule = Schedule(cron="30 3 * * *")  # when `qcflow serve` runs the pruning
+
+
 class AppConfig(_Strict):
     lines_dir: str = "lines"  # relative to the config folder
     generators: GeneratorSettings = GeneratorSettings()
     dashboard: DashboardSettings = DashboardSettings()
     events: EventSettings = EventSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 class Environment(BaseSettings):

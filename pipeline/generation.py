@@ -151,6 +151,7 @@ def base_images(ws: Workspace, line_id: str, source: str) -> list[BaseImage]:
                 select(FrameRow.sha256)
                 .join(InspectionRow, InspectionRow.frame_id == FrameRow.id)
                 .where(FrameRow.line_id == line_id, InspectionRow.decision == Decision.PASS.value)
+                .where(FrameRow.image_pruned_at.is_(None))  # retention removed the others' pictures
                 .distinct()
                 .order_by(FrameRow.sha256)
             ).all()

@@ -57,6 +57,25 @@ class ImageStore:
         except FileNotFoundError as exc:
             raise StorageError(f"image store {self.root}: no object {sha256}") from exc
 
+    def remove(self, sha256: str) -> int:
+        """Delete an object; returns the bytes freed (0 when it was not there)."""
+        path = self.path_for(sha256)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise StorageError(f"image store {self.root}: cannot remove {sha256}: {exc}") from exc
+        return size
+
+    def size_of(self, sha256: str) -> int:
+        """An object's size in bytes (0 when it is not there)."""
+        try:
+            return self.path_for(sha256).stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def put_heatmap(self, heatmap: np.ndarray, scale: float) -> str:
         """A colour heat map (JET, JPEG) where ``scale`` maps to full red; returns its sha256.
 

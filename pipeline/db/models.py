@@ -149,6 +149,8 @@ class FrameRow(Base):
     height: Mapped[int] = mapped_column(Integer)
     store_path: Mapped[str] = mapped_column(String(URI))
     created_at: Mapped[datetime] = _created_at()
+    # when retention removed this frame's picture and heat maps from the store (the rows stay)
+    image_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     inspections: Mapped[list[InspectionRow]] = relationship(back_populates="frame", passive_deletes=True)
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pipeline.audit import list_audit
 from pipeline.config import load_line
 from pipeline.db.model_registry import get_active_model
-from pipeline.db.models import InspectionRow, SyntheticImageRow
+from pipeline.db.models import FrameRow, InspectionRow, SyntheticImageRow, utcnow
 from pipeline.overrides import decision_in_force, reviews_of
+from pipeline.retention import prune_images
 from pipeline.users import Role, get_user
-from tests.dashboard.conftest import MODEL, Seeded, log_in, make_client
+from tests.dashboard.conftest import LINE, MODEL, Seeded, log_in, make_client
 
 ROW_ID = re.compile(r'href="/inspections/(\d+)">#')
 
@@ -73,6 +75,26 @@ def test_inspection_detail_shows_heatmap_regions_and_description(client_for, see
     assert 'class="region"' in page and labels and labels[0] in page
     assert 'class="description"' in page and " mm long" in page
     assert client.get("/inspections/999999").status_code == 404
+
+
+def test_pages_say_when_retention_removed_a_picture(fresh: Seeded) -> None:
+    with fresh.ws.session() as session, session.begin():
+        session.execute(update(FrameRow).values(created_at=utcnow() - timedelta(days=40)))
+    assert prune_images(fresh.ws, 30, by="test").frames > 0
+    with fresh.ws.session() as session:
+        passed = session.scalars(
+            select(InspectionRow).where(InspectionRow.decision == "PASS").order_by(InspectionRow.id)
+        ).first()
+        assert passed is not None
+        frame_sha, heatmap = passed.frame.sha256, passed.heatmap_sha256
+    with make_client(fresh.ws) as client:
+        log_in(client, Role.OPERATOR)
+        page = client.get(f"/inspections/{passed.id}").text
+        assert "image retention removed them" in page and f"{passed.anomaly_score:.4f}" in page
+        assert f"/images/{frame_sha}" not in page and f"/images/{heatmap}" not in page
+        assert 'id="heatmap-toggle"' not in page
+        feed = client.get(f"/lines/{LINE}").text
+        assert "not kept" in feed and f"/images/{frame_sha}" not in feed
 
 
 def test_override_keeps_the_original_and_writes_the_audit_log(fresh: Seeded) -> None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from prefect.client.schemas.schedules import IntervalSchedule
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from typer.testing import CliRunner
 
 from flows.serve import build_deployments, check_line
@@ -44,6 +44,19 @@ def test_generation_is_deployed_only_when_enabled(workspace: Workspace) -> None:
     (workspace.config_dir / "qcflow.yaml").write_text("lines_dir: lines\ngenerators: {enabled: true}\n")
     deployments = {f"{d.flow_name}/{d.name}": d for d in build_deployments(workspace)}
     assert deployments["generate-defects/default"].parameters["data_dir"] == str(workspace.data_dir)
+
+
+def test_image_retention_is_deployed_on_its_schedule_only_when_set(workspace: Workspace) -> None:
+    assert "prune-images/default" not in {f"{d.flow_name}/{d.name}" for d in build_deployments(workspace)}
+    (workspace.config_dir / "qcflow.yaml").write_text(
+        "lines_dir: lines\nretention: {keep_passed_images_days: 30, schedule: {cron: '15 2 * * *'}}\n"
+    )
+    deployments = {f"{d.flow_name}/{d.name}": d for d in build_deployments(workspace)}
+    prune = deployments["prune-images/default"]
+    assert prune.schedules is not None
+    (schedule,) = prune.schedules
+    assert isinstance(schedule.schedule, CronSchedule) and schedule.schedule.cron == "15 2 * * *"
+    assert prune.parameters["data_dir"] == str(workspace.data_dir)
 
 
 @pytest.mark.parametrize(
