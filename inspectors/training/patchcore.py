@@ -125,6 +125,22 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
+def smoothing_matrix(cells: int, size: int, sigma: float) -> torch.Tensor:
+    """size × cells: linear upsampling of ``cells`` values to ``size`` (``align_corners=False``), then a
+    Gaussian of ``sigma`` with replicated edges, as one matrix.
+
+    Both steps are linear and act on rows and columns separately, so a map's bilinear upsampling and
+    separable smoothing is ``Y @ map @ X.T``: two small products instead of a full-size resize and
+    two convolutions over it (in ONNX Runtime 0.6 ms an image at 224 px, 1.1 ms in torch).
+    """
+    basis = torch.eye(cells).unsqueeze(1)  # each cell alone, as a 1-channel line
+    lines = F.interpolate(basis, size=size, mode="linear", align_corners=False)
+    kernel = _gaussian_kernel(sigma)
+    pad = kernel.numel() // 2
+    smoothed = F.conv1d(F.pad(lines, (pad, pad), mode="replicate"), kernel.view(1, 1, -1))
+    return smoothed[:, 0].T.contiguous()
+
+
 def coarse_cells(window: float, grid: tuple[int, int]) -> int:
     """The coarse descriptor's window in feature-map cells: odd (so the map keeps its size), at least 3."""
     return max(3, 2 * round(window * min(grid) / 2) + 1)
@@ -151,8 +167,8 @@ class PatchCoreScorer(nn.Module):
     bank_sq: torch.Tensor
     coarse_bank: torch.Tensor
     coarse_bank_sq: torch.Tensor
-    kx: torch.Tensor
-    ky: torch.Tensor
+    smooth_y: torch.Tensor
+    smooth_x: torch.Tensor
 
     def __init__(
         self,
@@ -172,10 +188,9 @@ class PatchCoreScorer(nn.Module):
         if coarse is not None:
             self.register_buffer("coarse_bank", coarse.bank)
             self.register_buffer("coarse_bank_sq", (coarse.bank**2).sum(dim=1))
-        kernel = _gaussian_kernel(sigma)
-        self.register_buffer("kx", kernel.view(1, 1, 1, -1))
-        self.register_buffer("ky", kernel.view(1, 1, -1, 1))
-        self.pad = kernel.numel() // 2
+        rows, columns = features.grid
+        self.register_buffer("smooth_y", smoothing_matrix(rows, image_size, sigma))
+        self.register_buffer("smooth_x", smoothing_matrix(columns, image_size, sigma))
         self.image_size = image_size
 
     @property
@@ -201,10 +216,7 @@ class PatchCoreScorer(nn.Module):
         return self.score_features(self.features.aggregate(list(feature_maps)))
 
     def score_features(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m = self.patch_scores(f)
-        m = F.interpolate(m, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        m = F.pad(m, (self.pad, self.pad, self.pad, self.pad), mode="replicate")
-        m = F.conv2d(F.conv2d(m, self.kx), self.ky)
+        m = self.smooth_y @ self.patch_scores(f) @ self.smooth_x.T  # upsampled to the input and smoothed
         return m, m.amax(dim=(1, 2, 3))
 
 

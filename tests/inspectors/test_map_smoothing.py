@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from inspectors.training.backbones import load_backbone
 from inspectors.training.fit_anomaly import fit_anomaly, request_from_simulation
-from inspectors.training.patchcore import PatchCoreScorer, PatchCoreSettings, PatchFeatures
+from inspectors.training.patchcore import (
+    PatchCoreScorer,
+    PatchCoreSettings,
+    PatchFeatures,
+    _gaussian_kernel,
+    smoothing_matrix,
+)
 from pipeline.simulate import SimulationSettings
 
 
@@ -48,3 +56,21 @@ def test_the_fitted_model_records_its_blur(tmp_path: Path) -> None:
     model_dir, _ = fit_anomaly(request, tmp_path)  # exported with the parity check
     recorded = json.loads((model_dir / "model.json").read_text())
     assert recorded["training"]["settings"]["blur_sigma"] == sigma
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "size", "sigma"), [(28, 28, 224, 4.0), (30, 17, 240, 12.0), (3, 5, 64, 30.0)]
+)
+def test_the_smoothing_matrices_are_bilinear_upsampling_then_an_edge_replicating_gaussian(
+    rows: int, columns: int, size: int, sigma: float
+) -> None:
+    torch.manual_seed(1)
+    patch_map = torch.rand(2, 1, rows, columns) * 30
+    kernel = _gaussian_kernel(sigma)
+    pad = kernel.numel() // 2
+    expected = F.interpolate(patch_map, size=(size, size), mode="bilinear", align_corners=False)
+    expected = F.pad(expected, (pad, pad, pad, pad), mode="replicate")
+    expected = F.conv2d(F.conv2d(expected, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
+    y, x = smoothing_matrix(rows, size, sigma), smoothing_matrix(columns, size, sigma)
+    assert y.shape == (size, rows) and x.shape == (size, columns)
+    torch.testing.assert_close(y @ patch_map @ x.T, expected, rtol=1e-5, atol=1e-4)
