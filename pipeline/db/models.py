@@ -36,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -133,11 +134,18 @@ class CameraRow(Base):
     mm_per_px: Mapped[float | None] = mapped_column(Float)
 
 
+_PICTURED = text("image_pruned_at IS NULL")
+
+
 class FrameRow(Base):
     """One accepted frame; its sha256 is its identity in the store and here."""
 
     __tablename__ = "frames"
-    __table_args__ = (Index("ix_frames_line_id_captured_at", "line_id", "captured_at"),)
+    __table_args__ = (
+        Index("ix_frames_line_id_captured_at", "line_id", "captured_at"),
+        # the frames whose picture is still stored: image retention walks these only
+        Index("ix_frames_pictured", "id", postgresql_where=_PICTURED, sqlite_where=_PICTURED),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,4 +1,5 @@
-"""Image retention: when a frame's picture and heat maps were removed from the store.
+"""Image retention: when a frame's picture and heat maps were removed from the store, and an index
+of the frames whose picture is still there.
 
 Revision ID: 0004_image_retention
 Revises: 0002_inspection_reviews
@@ -18,9 +19,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+PICTURED = sa.text("image_pruned_at IS NULL")
+
+
 def upgrade() -> None:
     op.add_column("frames", sa.Column("image_pruned_at", sa.DateTime(timezone=True), nullable=True))
+    # the frames whose picture is still stored: image retention walks these only
+    op.create_index("ix_frames_pictured", "frames", ["id"], postgresql_where=PICTURED, sqlite_where=PICTURED)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_frames_pictured", "frames")
     op.drop_column("frames", "image_pruned_at")
