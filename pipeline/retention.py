@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CompoundSelect, exists, select, union, update
+from sqlalchemy import ColumnElement, CompoundSelect, exists, select, union, update
 from sqlalchemy.orm import Session
 
 from pipeline.audit import write_audit
@@ -57,9 +57,7 @@ class PruneSummary:
 
 @dataclass(frozen=True, slots=True)
 class _Chunk:
-    frame_ids: list[int]
-    digests: list[str]  # the frames' pictures and heat maps to remove
-    heatmaps: int
+    pictures: dict[int, list[str]]  # frame id -> its picture and heat maps to remove
     kept_in_use: int
 
 
@@ -98,18 +96,19 @@ def prune_images(
                 break
             after_id = ids[-1]
             chunk = _chunk(session, ids)
-            if not dry_run and chunk.frame_ids:
-                _mark_pruned(session, chunk, cutoff, by)
-        freed += _remove(ws.store, chunk.digests, dry_run)
-        frames += len(chunk.frame_ids)
-        heatmaps += chunk.heatmaps
+            marked = list(chunk.pictures) if dry_run else _mark_pruned(session, chunk, cutoff, by)
+        pictures = [chunk.pictures[i] for i in marked]
+        freed += _remove(ws.store, [d for digests in pictures for d in digests], dry_run)
+        frames += len(pictures)
+        heatmaps += sum(len(digests) - 1 for digests in pictures)
         kept += chunk.kept_in_use
     log.info("retention: %d frames, %d heat maps, %d bytes (dry run: %s)", frames, heatmaps, freed, dry_run)
     return PruneSummary(frames, heatmaps, freed, kept, cutoff, dry_run)
 
 
-def _candidates(session: Session, cutoff: datetime, line_id: str | None, after_id: int) -> list[int]:
-    """The next chunk of frames old enough, still pictured, inspected, all PASS, never reviewed."""
+def _prunable() -> list[ColumnElement[bool]]:
+    """A frame whose picture may go, age and use aside: still pictured, inspected, every
+    inspection PASS, none reviewed by a person."""
     inspected = exists().where(InspectionRow.frame_id == FrameRow.id)
     not_passed = exists().where(
         InspectionRow.frame_id == FrameRow.id, InspectionRow.decision != Decision.PASS.value
@@ -117,10 +116,14 @@ def _candidates(session: Session, cutoff: datetime, line_id: str | None, after_i
     reviewed = exists().where(
         InspectionRow.frame_id == FrameRow.id, InspectionReviewRow.inspection_id == InspectionRow.id
     )
+    return [FrameRow.image_pruned_at.is_(None), inspected, ~not_passed, ~reviewed]
+
+
+def _candidates(session: Session, cutoff: datetime, line_id: str | None, after_id: int) -> list[int]:
+    """The next chunk of prunable frames accepted before ``cutoff``."""
     query = (
         select(FrameRow.id)
-        .where(FrameRow.id > after_id, FrameRow.created_at < cutoff, FrameRow.image_pruned_at.is_(None))
-        .where(inspected, ~not_passed, ~reviewed)
+        .where(FrameRow.id > after_id, FrameRow.created_at < cutoff, *_prunable())
         .order_by(FrameRow.id)
         .limit(CHUNK)
     )
@@ -143,14 +146,9 @@ def _chunk(session: Session, ids: list[int]) -> _Chunk:
             heat_by_frame.setdefault(frame_id, set()).add(digest)
     in_use = _in_use(session, set(shas.values()), ids)
     frame_ids = [i for i in ids if shas[i] not in in_use]
-    heatmaps = {d for i in frame_ids for d in heat_by_frame.get(i, ())}
-    heatmaps -= _in_use(session, heatmaps, frame_ids)
-    return _Chunk(
-        frame_ids=frame_ids,
-        digests=[shas[i] for i in frame_ids] + sorted(heatmaps),
-        heatmaps=len(heatmaps),
-        kept_in_use=len(ids) - len(frame_ids),
-    )
+    shared = _in_use(session, {d for i in frame_ids for d in heat_by_frame.get(i, ())}, frame_ids)
+    pictures = {i: [shas[i], *sorted(heat_by_frame.get(i, set()) - shared)] for i in frame_ids}
+    return _Chunk(pictures, kept_in_use=len(ids) - len(frame_ids))
 
 
 def _in_use(session: Session, digests: set[str], pruned_frames: list[int]) -> set[str]:
@@ -173,13 +171,25 @@ def _in_use(session: Session, digests: set[str], pruned_frames: list[int]) -> se
     return set(session.scalars(select(users.subquery().c.d)))
 
 
-def _mark_pruned(session: Session, chunk: _Chunk, cutoff: datetime, by: str) -> None:
-    """Record the removal (frames and audit entry) and commit, before any file goes."""
-    ids = chunk.frame_ids
-    session.execute(update(FrameRow).where(FrameRow.id.in_(ids)).values(image_pruned_at=utcnow()))
-    done = {"frames": len(ids), "heatmaps": chunk.heatmaps, "cutoff": cutoff.isoformat()}
-    write_audit(session, by, "images.prune", f"frames:{ids[0]}-{ids[-1]}", None, done)
+def _mark_pruned(session: Session, chunk: _Chunk, cutoff: datetime, by: str) -> list[int]:
+    """Mark the chunk's frames that are still prunable now (a decision or review may have come in
+    since they were chosen), audit, and commit before any file goes; the ids marked."""
+    if not chunk.pictures:
+        return []
+    marked = list(
+        session.scalars(
+            update(FrameRow)
+            .where(FrameRow.id.in_(list(chunk.pictures)), *_prunable())
+            .values(image_pruned_at=utcnow())
+            .returning(FrameRow.id)
+        )
+    )
+    if marked:
+        heatmaps = sum(len(chunk.pictures[i]) - 1 for i in marked)
+        done = {"frames": len(marked), "heatmaps": heatmaps, "cutoff": cutoff.isoformat()}
+        write_audit(session, by, "images.prune", f"frames:{min(marked)}-{max(marked)}", None, done)
     session.commit()
+    return marked
 
 
 def _remove(store: ImageStore, digests: list[str], dry_run: bool) -> int:

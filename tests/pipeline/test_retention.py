@@ -199,3 +199,29 @@ def test_scheduled_flow_prunes_by_the_configured_age(ws: Workspace) -> None:
     with ws.session() as session:
         users = {e.user_name for e in list_audit(session) if e.action == "images.prune"}
     assert users == {"flow:prune-images"}
+
+
+def test_a_frame_that_stopped_being_prunable_mid_pass_keeps_its_picture(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marks are re-checked when written: a frame chosen before a FAIL or a review came in stays."""
+    from pipeline import retention
+
+    frames = _frames(ws)
+    failed = next(i for i, (_, d, _, _) in frames.items() if d != "PASS")
+    sha, _, heat, _ = frames[failed]
+    assert heat is not None
+    chosen = retention._chunk
+
+    def with_a_late_decision(session, ids):  # type: ignore[no-untyped-def]
+        chunk = chosen(session, ids)
+        return retention._Chunk({**chunk.pictures, failed: [sha, heat]}, chunk.kept_in_use)
+
+    monkeypatch.setattr(retention, "_chunk", with_a_late_decision)
+    _age(ws, 40)
+    summary = prune_images(ws, 30, by="tester")
+
+    passed = [i for i, (_, d, _, _) in frames.items() if d == "PASS"]
+    assert summary.frames == len(passed)
+    assert not _frames(ws)[failed][3]
+    assert ws.store.path_for(sha).exists() and ws.store.path_for(heat).exists()
