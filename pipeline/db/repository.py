@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy import insert as insert_rows
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -172,13 +172,22 @@ def record_frame(session: Session, frame: Frame, store_path: str) -> int:
 
 def record_frames(session: Session, frames: Sequence[tuple[Frame, str]]) -> list[int]:
     """Store the metadata of (frame, store path) pairs; their ids, in order. A frame whose sha256 is
-    already known keeps its old id, also when another process records it at the same moment.
+    already known keeps its old id, also when another process records it at the same moment, and,
+    its bytes being in the store again (they are written before the rows), loses any mark that image
+    retention removed its picture.
 
     A line is registered (named by its id) if nothing registered it yet, so an
     accepted frame is never lost to a missing foreign key.
     """
     shas = [frame.sha256 for frame, _ in frames]
     ids = _frame_ids(session, shas)
+    if ids:
+        session.execute(
+            update(FrameRow)
+            .where(FrameRow.sha256.in_(list(ids)), FrameRow.image_pruned_at.is_not(None))
+            .values(image_pruned_at=None)
+            .execution_options(synchronize_session=False)
+        )
     new = {frame.sha256: (frame, path) for frame, path in frames if frame.sha256 not in ids}
     if new:
         for line_id in sorted({frame.line_id for frame, _ in new.values()}):

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from pipeline.audit import list_audit
 from pipeline.cli import app
+from pipeline.db import repository as repo
 from pipeline.db.models import (
     FindingRow,
     FrameRow,
@@ -24,8 +25,10 @@ from pipeline.db.models import (
 )
 from pipeline.errors import ConfigError, DatasetError
 from pipeline.generation import base_images
+from pipeline.images import decode_image
 from pipeline.inspection import Workspace, open_workspace
 from pipeline.retention import prune_images, retention_days
+from pipeline.types import Frame
 from tests.dashboard.sample_data import fill_line
 
 LINE = "ret-line"
@@ -225,3 +228,21 @@ def test_a_frame_that_stopped_being_prunable_mid_pass_keeps_its_picture(
     assert summary.frames == len(passed)
     assert not _frames(ws)[failed][3]
     assert ws.store.path_for(sha).exists() and ws.store.path_for(heat).exists()
+
+
+def test_a_pruned_frame_that_arrives_again_is_pictured_again(ws: Workspace) -> None:
+    frames = _frames(ws)
+    passed = next(i for i, (_, d, _, _) in frames.items() if d == "PASS")
+    sha = frames[passed][0]
+    data = ws.store.get(sha)
+    _age(ws, 40)
+    prune_images(ws, 30, by="tester")
+    assert _frames(ws)[passed][3] and not ws.store.path_for(sha).exists()
+
+    ws.store.put(data)  # as an inspection run stores a frame before recording it
+    frame = Frame(decode_image(data, "again"), LINE, "cam1", utcnow(), sha, "sim://again", data)
+    with ws.session() as session, session.begin():
+        assert repo.record_frames(session, [(frame, str(ws.store.path_for(sha)))]) == [passed]
+
+    assert not _frames(ws)[passed][3]
+    assert prune_images(ws, 30, by="tester").frames == 1  # still old and passed: it may go again
