@@ -12,8 +12,9 @@ the picture:
 
 The frame, inspection and finding rows stay, so counts, scores, trends and reports are unchanged;
 the frame row records when its picture went (``image_pruned_at``) and each pass writes an audit
-entry. A pass commits a chunk of frames, then deletes their files: an interrupted pass leaves at
-most one chunk's files behind, which take disk space but mislead no one.
+entry. A chunk's marks are written only where the frame is still prunable at that moment, and
+committed before the marked frames' files are deleted: an interrupted pass leaves at most one
+chunk's files behind, which take disk space but mislead no one.
 """
 
 from __future__ import annotations
@@ -91,11 +92,11 @@ def prune_images(
     after_id = 0
     while True:
         with ws.session() as session:
-            ids = _candidates(session, cutoff, line_id, after_id)
-            if not ids:
+            shas = _candidates(session, cutoff, line_id, after_id)
+            if not shas:
                 break
-            after_id = ids[-1]
-            chunk = _chunk(session, ids)
+            after_id = max(shas)
+            chunk = _chunk(session, shas)
             marked = list(chunk.pictures) if dry_run else _mark_pruned(session, chunk, cutoff, by)
         pictures = [chunk.pictures[i] for i in marked]
         freed += _remove(ws.store, [d for digests in pictures for d in digests], dry_run)
@@ -119,30 +120,27 @@ def _prunable() -> list[ColumnElement[bool]]:
     return [FrameRow.image_pruned_at.is_(None), inspected, ~not_passed, ~reviewed]
 
 
-def _candidates(session: Session, cutoff: datetime, line_id: str | None, after_id: int) -> list[int]:
-    """The next chunk of prunable frames accepted before ``cutoff``."""
+def _candidates(session: Session, cutoff: datetime, line_id: str | None, after_id: int) -> dict[int, str]:
+    """The next chunk of prunable frames accepted before ``cutoff``: id -> sha256."""
     query = (
-        select(FrameRow.id)
+        select(FrameRow.id, FrameRow.sha256)
         .where(FrameRow.id > after_id, FrameRow.created_at < cutoff, *_prunable())
         .order_by(FrameRow.id)
         .limit(CHUNK)
     )
     if line_id is not None:
         query = query.where(FrameRow.line_id == line_id)
-    return list(session.scalars(query))
+    return {i: sha for i, sha in session.execute(query)}
 
 
-def _chunk(session: Session, ids: list[int]) -> _Chunk:
-    frames = session.execute(select(FrameRow.id, FrameRow.sha256).where(FrameRow.id.in_(ids)))
-    shas = {i: sha for i, sha in frames}
+def _chunk(session: Session, shas: dict[int, str]) -> _Chunk:
+    ids = list(shas)
     heat = session.execute(
-        select(InspectionRow.frame_id, InspectionRow.heatmap_sha256).where(
-            InspectionRow.frame_id.in_(ids), InspectionRow.heatmap_sha256.is_not(None)
-        )
+        select(InspectionRow.frame_id, InspectionRow.heatmap_sha256).where(InspectionRow.frame_id.in_(ids))
     ).tuples()
     heat_by_frame: dict[int, set[str]] = {}
     for frame_id, digest in heat:
-        if digest is not None:  # filtered above; for the type checker
+        if digest is not None:
             heat_by_frame.setdefault(frame_id, set()).add(digest)
     in_use = _in_use(session, set(shas.values()), ids)
     frame_ids = [i for i in ids if shas[i] not in in_use]

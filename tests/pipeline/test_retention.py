@@ -216,8 +216,8 @@ def test_a_frame_that_stopped_being_prunable_mid_pass_keeps_its_picture(
     assert heat is not None
     chosen = retention._chunk
 
-    def with_a_late_decision(session, ids):  # type: ignore[no-untyped-def]
-        chunk = chosen(session, ids)
+    def with_a_late_decision(session, shas):  # type: ignore[no-untyped-def]
+        chunk = chosen(session, shas)
         return retention._Chunk({**chunk.pictures, failed: [sha, heat]}, chunk.kept_in_use)
 
     monkeypatch.setattr(retention, "_chunk", with_a_late_decision)
