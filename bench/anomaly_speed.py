@@ -1,6 +1,6 @@
 """Anomaly specialist speed: torch reference vs ONNX Runtime, and end-to-end inspect frames/s.
 
-    python -m bench.anomaly_speed [--frames 64] [--size 256]
+    python -m bench.anomaly_speed [--frames 64] [--size 256] [--rounds 3]
 
 Fits a model on simulated good parts, then, on the same frames, measures
 images/s and p50/p99 latency at batch 1, 2 and 8 for the torch module and for its
@@ -15,6 +15,7 @@ also renders and encodes every frame).
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--size", type=int, default=256, help="frame side in pixels")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes of each path, medians shown")
     args = parser.parse_args()
     simulation = SimulationSettings(size=args.size, seed=5)
     request = request_from_simulation(
@@ -72,17 +74,35 @@ def main() -> None:
     def exact_run(images: list[np.ndarray]) -> object:
         return exact.run(None, {"image": to_model_input(images, prep)})
 
-    # "onnx": what inspection runs (on the CPU, the CPU graph); "onnx-f32": model.onnx's float32 search
-    print(f"{'path':<10}{'batch':>6}{'images/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    # "onnx": what inspection runs (on the CPU, the CPU graph); "onnx-f32": model.onnx's float32 search.
+    # Each round times every path once, in a rotated order, so that a slow spell of a shared machine
+    # falls on all of them; the ratio is taken within each round.
+    print(f"{'path':<10}{'batch':>6}{'images/s':>10}{'min-max':>14}{'p50 ms':>9}{'p99 ms':>9}")
     for batch in (1, 2, 8):
         # the ONNX batch as given, not the inspector's default (CPU_BATCH on the CPU)
-        onnx_run = AnomalyInspector(model_dir, batch_size=batch).score_images
-        for name, run in (("torch", torch_run), ("onnx-f32", exact_run), ("onnx", onnx_run)):
-            figures = timed(run, frames, batch)
-            print(
-                f"{name:<10}{batch:>6}{figures['images_per_s']:>10.1f}"
-                f"{figures['p50_ms']:>9.1f}{figures['p99_ms']:>9.1f}"
-            )
+        paths = {
+            "torch": torch_run,
+            "onnx-f32": exact_run,
+            "onnx": AnomalyInspector(model_dir, batch_size=batch).score_images,
+        }
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+        for r in range(args.rounds):
+            order = list(paths)[r % len(paths) :] + list(paths)[: r % len(paths)]
+            for name in order:
+                rounds[name].append(timed(paths[name], frames, batch))
+        for name, figures in rounds.items():
+            rates = [f["images_per_s"] for f in figures]
+            p50, p99 = (statistics.median(f[k] for f in figures) for k in ("p50_ms", "p99_ms"))
+            spread = f"{min(rates):.1f}-{max(rates):.1f}"
+            print(f"{name:<10}{batch:>6}{statistics.median(rates):>10.1f}{spread:>14}{p50:>9.1f}{p99:>9.1f}")
+        ratios = [
+            o["images_per_s"] / t["images_per_s"]
+            for o, t in zip(rounds["onnx"], rounds["torch"], strict=True)
+        ]
+        print(
+            f"onnx / torch at batch {batch}: {statistics.median(ratios):.2f}x "
+            f"(rounds {min(ratios):.2f}-{max(ratios):.2f})"
+        )
 
     folder = root / "frames"
     folder.mkdir()
