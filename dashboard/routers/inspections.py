@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from dashboard.deps import DbSession, Operator, Reviewer, render
+from dashboard.deps import DbSession, Operator, Reviewer, get_workspace, render
 from dashboard.queries import inspection_item, inspection_items
 from pipeline.overrides import UnknownInspection, override_decision, reviews_of, unreviewed_review_band
 from pipeline.types import Decision
@@ -22,9 +22,13 @@ def detail(request: Request, user: Operator, session: DbSession, inspection_id: 
     item = inspection_item(session, inspection_id)
     if item is None:
         raise UnknownInspection(f"no inspection with id {inspection_id}")
+    # A frame whose picture was pruned and then arrived again is pictured again, but the heat maps of
+    # its earlier inspections stay gone.
+    heatmap = item.heatmap_sha256
     context = {
         "user": user,
         "item": item,
+        "heatmap_kept": heatmap is not None and get_workspace(request).store.size_of(heatmap) > 0,
         "reviews": reviews_of(session, inspection_id),
         "quick_reasons": QUICK_REASONS,
     }

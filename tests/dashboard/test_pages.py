@@ -10,10 +10,13 @@ from sqlalchemy import select, update
 
 from pipeline.audit import list_audit
 from pipeline.config import load_line
+from pipeline.db import repository as repo
 from pipeline.db.model_registry import get_active_model
 from pipeline.db.models import FrameRow, InspectionRow, SyntheticImageRow, utcnow
+from pipeline.images import decode_image
 from pipeline.overrides import decision_in_force, reviews_of
 from pipeline.retention import prune_images
+from pipeline.types import Frame
 from pipeline.users import Role, get_user
 from tests.dashboard.conftest import LINE, MODEL, Seeded, log_in, make_client
 
@@ -80,21 +83,31 @@ def test_inspection_detail_shows_heatmap_regions_and_description(client_for, see
 def test_pages_say_when_retention_removed_a_picture(fresh: Seeded) -> None:
     with fresh.ws.session() as session, session.begin():
         session.execute(update(FrameRow).values(created_at=utcnow() - timedelta(days=40)))
-    assert prune_images(fresh.ws, 30, by="test").frames > 0
-    with fresh.ws.session() as session:
         passed = session.scalars(
             select(InspectionRow).where(InspectionRow.decision == "PASS").order_by(InspectionRow.id)
         ).first()
         assert passed is not None
-        frame_sha, heatmap = passed.frame.sha256, passed.heatmap_sha256
+        frame_sha, heatmap, camera = passed.frame.sha256, passed.heatmap_sha256, passed.frame.camera_id
+        score = passed.anomaly_score
+    data = fresh.ws.store.get(frame_sha)
+    assert prune_images(fresh.ws, 30, by="test").frames > 0
     with make_client(fresh.ws) as client:
         log_in(client, Role.OPERATOR)
         page = client.get(f"/inspections/{passed.id}").text
-        assert "image retention removed them" in page and f"{passed.anomaly_score:.4f}" in page
+        assert "image retention removed them" in page and f"{score:.4f}" in page
         assert f"/images/{frame_sha}" not in page and f"/images/{heatmap}" not in page
         assert 'id="heatmap-toggle"' not in page
         feed = client.get(f"/lines/{LINE}").text
         assert "not kept" in feed and f"/images/{frame_sha}" not in feed
+
+        # the same bytes arrive again: the picture is back, the earlier heat map is not
+        fresh.ws.store.put(data)
+        frame = Frame(decode_image(data, "again"), LINE, camera, utcnow(), frame_sha, "sim://again", data)
+        with fresh.ws.session() as session, session.begin():
+            repo.record_frames(session, [(frame, str(fresh.ws.store.path_for(frame_sha)))])
+        page = client.get(f"/inspections/{passed.id}").text
+        assert f'src="/images/{frame_sha}"' in page and "Heat map not kept" in page
+        assert f"/images/{heatmap}" not in page and 'id="heatmap-toggle"' not in page
 
 
 def test_override_keeps_the_original_and_writes_the_audit_log(fresh: Seeded) -> None:
