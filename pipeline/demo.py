@@ -8,7 +8,7 @@ import numpy as np
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
-from pipeline.config import LineConfig
+from pipeline.config import LineConfig, load_app_config
 from pipeline.db import repository as repo
 from pipeline.db.model_registry import ModelRecord
 from pipeline.errors import ConfigError, ModelNotFound
@@ -63,4 +63,10 @@ def summarise(ws: Workspace, line: LineConfig, outcome: dict[str, Any], console:
     )
     console.print(f"database: {ws.database_url}")
     console.print(f"images and heat maps: {ws.store.root}/objects/<sha[:2]>/<sha>")
-    console.print("look at them: qcflow status --line demo   (or sqlite3 on the database file)")
+    where = f"--data-dir {ws.data_dir}"
+    dashboard = load_app_config(ws.config_dir).dashboard
+    console.print(f"look at them: qcflow status --line {line.line_id} {where}   (or sqlite3 on the database)")
+    console.print(
+        f"in a browser: qcflow users add me --role admin {where} && qcflow dashboard {where}, "
+        f"then http://{dashboard.host}:{dashboard.port}"
+    )
