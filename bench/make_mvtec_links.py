@@ -11,7 +11,8 @@ physical tile instead: MT_Free holds about six photographs of each tile, one per
 (``expN``, with ``num`` a few dozen apart), so the README rule puts other photographs of most good
 test tiles into the training set. Photographs whose thumbnails agree (cosine >= 0.9, see
 ``near_copies.py``) and whose numbers lie within 300 are one tile; every photograph of every 5th tile
-(in name order) is a good test image.
+(in name order) is a good test image, and every photograph of every 10th other tile goes to
+``calibration/good``, for ``qcflow fit anomaly --calibration-good``.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ def magnetic_tile(src: Path, out: Path, by_tile: bool = False) -> None:
     free = sorted((src / "MT_Free" / "Imgs").glob("*.jpg"))
     tile = tile_of(free) if by_tile else list(range(len(free)))
     first = sorted({t: i for i, t in reversed(list(enumerate(tile)))}.items(), key=lambda kv: kv[1])
-    test_tiles = {t for n, (t, _) in enumerate(first) if n % 5 == 0}
+    role = {t: "test/good" if n % 5 == 0 else "train/good" for n, (t, _) in enumerate(first)}
+    if by_tile:  # every 10th tile's photographs calibrate (--calibration-good OUT/calibration/good)
+        role |= {t: "calibration/good" for n, (t, _) in enumerate(first) if n % 10 == 1}
     for image, t in zip(free, tile, strict=True):
-        _link(image, out / ("test/good" if t in test_tiles else "train/good") / image.name)
+        _link(image, out / role[t] / image.name)
     for folder in sorted(src.glob("MT_*")):
         if folder.name == "MT_Free":
             continue

@@ -264,11 +264,19 @@ def fit_anomaly(
             "or an MVTec-layout folder (its test/<type>/*); keep them apart from evaluation images",
         ),
     ] = None,
+    calibration_good: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration-good",
+            help="good images of parts not in DATA/train/good (DIR/*) that set the thresholds, instead of "
+            "every 10th training image; for datasets with several photographs of each part",
+        ),
+    ] = None,
     allow_evaluation_overlap: Annotated[
         bool,
         typer.Option(
             "--allow-evaluation-overlap",
-            help="accept calibration defects that are also in DATA/test (evaluation becomes optimistic)",
+            help="accept calibration images that are also in DATA/test (evaluation becomes optimistic)",
         ),
     ] = False,
     target_false_reject: Annotated[
@@ -297,6 +305,7 @@ def fit_anomaly(
             name,
             activate=activate,
             calibration_defects=calibration_defects,
+            calibration_good=calibration_good,
             allow_evaluation_overlap=allow_evaluation_overlap,
             targets={
                 "target_false_reject": target_false_reject,
@@ -321,7 +330,7 @@ def fit_anomaly(
         f"({training['backbone']['name']}), "
         f"bank {training['bank_size']} patches; "
         f"thresholds review {record.thresholds['review']:.3f} fail {record.thresholds['fail']:.3f} "
-        f"(calibrated on {training['n_calibration_images']} held-out good images)"
+        f"(calibrated on {training['n_calibration_images']} good images, {training['calibration_source']})"
     )
     console.print(_calibration_summary(record.thresholds) or "")
 

@@ -51,11 +51,13 @@ def fit_from_dataset(
     *,
     activate: bool = True,
     calibration_defects: Path | None = None,
+    calibration_good: Path | None = None,
     allow_evaluation_overlap: bool = False,
     targets: Mapping[str, float] | None = None,
     **options: Any,
 ) -> ModelRecord:
-    """Fit on ``data/train/good`` (MVTec layout), calibrate on a held-out share, register.
+    """Fit on ``data/train/good`` (MVTec layout), calibrate on a held-out share (or on
+    ``calibration_good``, good images of other parts), register.
 
     ``calibration_defects`` (a folder of defective images) also sets the review threshold;
     images that are in ``data/test`` are refused unless ``allow_evaluation_overlap``.
@@ -69,6 +71,7 @@ def fit_from_dataset(
         name,
         settings,
         calibration_defects=calibration_defects,
+        calibration_good=calibration_good,
         allow_evaluation_overlap=allow_evaluation_overlap,
         **(targets or {}),
     )

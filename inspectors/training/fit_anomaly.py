@@ -64,6 +64,7 @@ class FitRequest:
     calibration_defects: CalibrationDefects | None = None  # None: calibrate on good images only
     target_escape: float = 0.01
     image_sha256: dict[str, list[str]] = field(default_factory=dict)  # "fit"/"calibration" -> file sha256s
+    calibration_source: str = "held out from the fit images"
 
     def seen_images(self) -> dict[str, list[str]]:
         """Every image's sha256 by role (written next to the model as ``SEEN_IMAGES_FILE``)."""
@@ -156,6 +157,7 @@ def _export_into(
         "source": request.source,
         "n_fit_images": len(request.good_images),
         "n_calibration_images": len(request.calibration_images),
+        "calibration_source": request.calibration_source,
         "fit_seconds": round(fit_seconds, 3),
         "bank_size": int(scorer.bank.shape[0]),
         "feature_dim": int(scorer.bank.shape[1]),
@@ -209,31 +211,44 @@ def calibration_defect_paths(folder: Path) -> list[Path]:
     return paths
 
 
+def _evaluation_overlap(
+    folder: Path,
+    paths: list[Path],
+    digests: list[str],
+    evaluation: MVTecDataset | None,
+    allow: bool,
+    what: str,
+) -> int:
+    """How many of ``paths`` (by bytes) are also in ``evaluation``'s test split; refused unless ``allow``.
+
+    Thresholds tuned on the images an evaluation scores make that evaluation's rates look better than
+    the line will see them."""
+    if evaluation is None or not evaluation.test:
+        return 0
+    held = {sha256_hex(item.path.read_bytes()) for item in evaluation.test}
+    shared = [p for p, d in zip(paths, digests, strict=True) if d in held]
+    if shared and not allow:
+        raise DatasetError(
+            f"{folder}: {len(shared)} of {len(paths)} {what} (e.g. {shared[0]}) are also in "
+            f"{evaluation.root / 'test'}, the images an evaluation of this dataset scores; thresholds tuned "
+            f"on them make that evaluation optimistic. Use {what} kept apart from evaluation, or allow the "
+            "overlap explicitly (--allow-evaluation-overlap)"
+        )
+    if shared:
+        log.warning("%d %s are also in %s/test", len(shared), what, evaluation.root)
+    return len(shared)
+
+
 def load_calibration_defects(
     folder: Path, evaluation: MVTecDataset | None = None, *, allow_evaluation_overlap: bool = False
 ) -> CalibrationDefects:
-    """Read the defect images; refuse any that are also in ``evaluation``'s test split.
-
-    Thresholds tuned on the images an evaluation scores make that evaluation's escape rate
-    look better than the line will see, so overlap (same file or same bytes) is refused unless
-    ``allow_evaluation_overlap`` says the caller accepts that.
-    """
+    """Read the defect images; refuse any that are also in ``evaluation``'s test split (same file or same
+    bytes) unless ``allow_evaluation_overlap`` says the caller accepts that."""
     paths = calibration_defect_paths(folder)
     digests = [sha256_hex(p.read_bytes()) for p in paths]
-    overlap = 0
-    if evaluation is not None and evaluation.test:
-        held = {sha256_hex(item.path.read_bytes()) for item in evaluation.test}
-        shared = [p for p, d in zip(paths, digests, strict=True) if d in held]
-        overlap = len(shared)
-        if shared and not allow_evaluation_overlap:
-            raise DatasetError(
-                f"{folder}: {len(shared)} of {len(paths)} calibration defect images (e.g. {shared[0]}) are "
-                f"also in {evaluation.root / 'test'}, the images an evaluation of this dataset scores; "
-                "thresholds tuned on them make that evaluation's escape rate optimistic. Use defects kept "
-                "apart from evaluation, or allow the overlap explicitly (--allow-evaluation-overlap)"
-            )
-        if shared:
-            log.warning("%d calibration defect images are also in %s/test", len(shared), evaluation.root)
+    overlap = _evaluation_overlap(
+        folder, paths, digests, evaluation, allow_evaluation_overlap, "calibration defect images"
+    )
     return CalibrationDefects(
         images=[read_image(p) for p in paths],
         digest=digest_files(paths),
@@ -243,17 +258,44 @@ def load_calibration_defects(
     )
 
 
+def calibration_good_paths(
+    folder: Path, dataset: MVTecDataset, *, allow_evaluation_overlap: bool = False
+) -> list[Path]:
+    """Good images of parts the model is not fitted on (``folder/*``): refused when any is also in
+    ``dataset``'s ``train/good`` (the fit images) or, unless allowed, in its test split."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: calibration good-image folder not found")
+    paths = _image_files(folder)
+    if not paths:
+        raise DatasetError(f"{folder}: no images for calibration (looked for {folder}/*)")
+    digests = [sha256_hex(p.read_bytes()) for p in paths]
+    fitted = {sha256_hex(p.read_bytes()) for p in dataset.train_good}
+    reused = [p for p, d in zip(paths, digests, strict=True) if d in fitted]
+    if reused:
+        raise DatasetError(
+            f"{folder}: {len(reused)} of {len(paths)} calibration good images (e.g. {reused[0]}) are also in "
+            f"{dataset.root / 'train' / GOOD}, which the model is fitted on; calibration needs parts the "
+            "model has not seen"
+        )
+    _evaluation_overlap(folder, paths, digests, dataset, allow_evaluation_overlap, "calibration good images")
+    return paths
+
+
 def request_from_mvtec(
     root: Path,
     name: str,
     settings: PatchCoreSettings,
     *,
     calibration_defects: Path | None = None,
+    calibration_good: Path | None = None,
     allow_evaluation_overlap: bool = False,
     **kwargs: Any,
 ) -> FitRequest:
-    """Fit on ``root/train/good`` (a held-out share calibrates); ``calibration_defects``, a folder of
-    defective images, sets the review threshold too (never images of ``root/test`` unless allowed)."""
+    """Fit on ``root/train/good``; a held-out share of it calibrates, or ``calibration_good``, a folder of
+    good images of other parts, when given (all of ``train/good`` is then fitted on).
+    ``calibration_defects``, a folder of defective images, sets the review threshold too; neither may
+    hold images of ``root/test`` unless allowed."""
     dataset = open_mvtec(root, need_test=False)
     defects = (
         None
@@ -262,7 +304,14 @@ def request_from_mvtec(
             calibration_defects, dataset, allow_evaluation_overlap=allow_evaluation_overlap
         )
     )
-    fit_paths, calib_paths = split_calibration(list(dataset.train_good))
+    if calibration_good is None:
+        fit_paths, calib_paths = split_calibration(list(dataset.train_good))
+    else:
+        fit_paths = list(dataset.train_good)
+        calib_paths = calibration_good_paths(
+            calibration_good, dataset, allow_evaluation_overlap=allow_evaluation_overlap
+        )
+        kwargs["calibration_source"] = str(Path(calibration_good).resolve())
     return FitRequest(
         name=name,
         good_images=[read_image(p) for p in fit_paths],
@@ -297,5 +346,6 @@ def request_from_simulation(
         training_digest=hashlib.sha256("".join(digests).encode()).hexdigest(),
         image_sha256={"fit": digests[:n_fit], "calibration": digests[n_fit:]},
         source=f"simulated line {simulation}",
+        calibration_source="other simulated good parts",
         **kwargs,
     )

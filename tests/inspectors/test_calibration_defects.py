@@ -1,5 +1,5 @@
-"""Finding and reading calibration defect images: folder layouts, clear errors, and no silent
-reuse of the images an evaluation scores."""
+"""Finding and reading calibration images (defects, and good images of other parts): folder layouts,
+clear errors, and no silent reuse of the images a model is fitted on or an evaluation scores."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from inspectors.training.fit_anomaly import calibration_defect_paths, load_calibration_defects
+from inspectors.training.fit_anomaly import (
+    calibration_defect_paths,
+    calibration_good_paths,
+    load_calibration_defects,
+    request_from_mvtec,
+)
+from inspectors.training.patchcore import PatchCoreSettings
 from pipeline.datasets import open_mvtec
 from pipeline.errors import DatasetError, FrameError
+from pipeline.types import sha256_hex
 
 
 def write_images(folder: Path, n: int, start: int = 0) -> list[Path]:
@@ -80,3 +87,38 @@ def test_images_of_the_evaluation_split_are_refused_unless_allowed(tmp_path: Pat
     clean = load_calibration_defects(tmp_path / "defects", None)
     assert clean.n_in_evaluation == 0 and len(clean.digest) == 64
     assert clean.source == str((tmp_path / "defects").resolve()) and len(defects) == 3
+
+
+def test_calibration_good_images_replace_the_held_out_share(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    train = write_images(data / "train" / "good", 12)
+    other_parts = write_images(tmp_path / "other-parts", 4, start=50)
+    request = request_from_mvtec(data, "m", PatchCoreSettings(), calibration_good=tmp_path / "other-parts")
+    assert (len(request.good_images), len(request.calibration_images)) == (12, 4)  # every fit image kept
+    assert request.image_sha256["calibration"] == [sha256_hex(p.read_bytes()) for p in other_parts]
+    assert request.calibration_source == str((tmp_path / "other-parts").resolve())
+    held_out = request_from_mvtec(data, "m", PatchCoreSettings())
+    assert len(held_out.good_images) + len(held_out.calibration_images) == len(train)
+    assert held_out.calibration_source == "held out from the fit images"
+
+
+def test_calibration_good_images_must_be_new_to_the_model_and_the_evaluation(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    train = write_images(data / "train" / "good", 6)
+    tested = write_images(data / "test" / "good", 2, start=30)
+    folder = tmp_path / "other-parts"
+    write_images(folder, 3, start=50)
+    shutil.copy(train[0], folder / "fit-image-again.png")
+    dataset = open_mvtec(data, need_test=False)
+    with pytest.raises(DatasetError, match="fitted on") as refused:
+        calibration_good_paths(folder, dataset)
+    assert "1 of 4" in str(refused.value) and "fit-image-again.png" in str(refused.value)
+    (folder / "fit-image-again.png").unlink()
+    shutil.copy(tested[0], folder / "test-image.png")
+    with pytest.raises(DatasetError, match="allow-evaluation-overlap"):
+        calibration_good_paths(folder, dataset)
+    assert len(calibration_good_paths(folder, dataset, allow_evaluation_overlap=True)) == 4
+    (tmp_path / "empty").mkdir()
+    for folder, says in ((tmp_path / "nowhere", "not found"), (tmp_path / "empty", "no images")):
+        with pytest.raises(DatasetError, match=f"{folder}: .*{says}"):
+            calibration_good_paths(folder, dataset)

@@ -1,6 +1,6 @@
-"""``qcflow fit anomaly --calibration-defects``: defects from their own folder set the review
-threshold, the figures reach model.json, the registry and ``models show``; the evaluation split
-is never used for calibration unless asked for."""
+"""``qcflow fit anomaly --calibration-defects`` and ``--calibration-good``: defects from their own folder
+set the review threshold, good images of other parts the thresholds, the figures reach model.json, the
+registry and ``models show``; the evaluation split is never used for calibration unless asked for."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 from typer.testing import CliRunner, Result
 
+from inspectors.anomaly import AnomalyInspector
 from inspectors.model_card import ModelCard
 from pipeline.cli import app
 from pipeline.db import repository as repo
@@ -135,3 +136,29 @@ def test_calibration_targets_come_from_the_command_line(mvtec_dir: Path, tmp_pat
     assert cards["wide"].thresholds.calibration.target_review_rate == 0.3  # type: ignore[union-attr]
     # a wider review budget reaches further down into the good parts' scores
     assert cards["wide"].thresholds.review < cards["default"].thresholds.review
+
+
+def test_fit_calibrates_on_good_images_of_other_parts_when_given(mvtec_dir: Path, tmp_path: Path) -> None:
+    sim = SimulationSettings(size=256, seed=11)
+    other_parts = tmp_path / "other-parts"
+    other_parts.mkdir()
+    for i in range(400, 410):  # indices the dataset does not use
+        cv2.imwrite(str(other_parts / f"{i}.png"), render_part(sim, i, defect=None).image)
+    data = ["--data-dir", str(tmp_path / "data")]
+    fit = runner.invoke(
+        app,
+        ["fit", "anomaly", "--data", str(mvtec_dir), "--name", "other", "--bank-size", "128"]
+        + ["--calibration-good", str(other_parts), *data],
+    )
+    assert fit.exit_code == 0, fit.output
+    assert f"calibrated on 10 good images, {other_parts.resolve()}" in flat(fit.output)
+    ws = open_workspace(tmp_path / "data")
+    with ws.session() as session:
+        model_dir = Path(repo.get_active_model(session, "other").path)
+    card = ModelCard.load(model_dir)
+    assert card.training["n_fit_images"] == 24  # every training image
+    assert card.training["calibration_source"] == str(other_parts.resolve())
+    # the fail threshold is the 99% quantile (rounded up: the highest of 10) of those parts' scores
+    images = [cv2.imread(str(p)) for p in sorted(other_parts.iterdir())]
+    _, scores = AnomalyInspector(model_dir).score_images(images)
+    assert card.thresholds.fail == float(scores.max())
