@@ -26,11 +26,15 @@ def fit_task(
     fit_options: dict[str, Any],
     data_dir: str | None,
     database_url: str | None,
+    calibration_good: str | None = None,
 ) -> ModelRecord:
     from pipeline.fitting import fit_from_dataset
 
     ws = workspace_for(data_dir, None, database_url)
-    return fit_from_dataset(ws, Path(data), model_name, activate=False, **fit_options)
+    calibration = None if calibration_good is None else Path(calibration_good)
+    return fit_from_dataset(
+        ws, Path(data), model_name, activate=False, calibration_good=calibration, **fit_options
+    )
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], persist_result=True, task_run_name="evaluate {model_dir}")
@@ -57,11 +61,17 @@ def train_model(
     data_dir: str | None = None,
     config_dir: str | None = None,
     database_url: str | None = None,
+    calibration_good: str | None = None,
 ) -> dict[str, Any]:
-    """Fit the line's model with its training policy on ``data`` (MVTec AD layout), then evaluate it."""
+    """Fit the line's model with its training policy on ``data`` (MVTec AD layout), then evaluate it.
+
+    ``calibration_good``: a folder of good images of parts not in ``data`` that set the thresholds,
+    instead of a held-out share of the training images (``qcflow fit anomaly --calibration-good``)."""
     ws = workspace_for(data_dir, config_dir, database_url)
     settings = ws.line(line_id).specialists.anomaly
-    record = fit_task(data, settings.model, settings.fit_options(), str(ws.data_dir), database_url)
+    record = fit_task(
+        data, settings.model, settings.fit_options(), str(ws.data_dir), database_url, calibration_good
+    )
     out_dir = ws.data_dir / "evaluations" / record.name / record.version
     metrics = evaluate_task(record.path, data, str(out_dir))
     if settings.auto_activate:

@@ -87,12 +87,14 @@ def test_train_model_evaluates_and_activates_only_when_configured(
             )
         )
     before = _active_version(workspace)
+    other_parts = tmp_path / "other-parts" if auto_activate else None  # good images of other parts
     outcome = train_model(
         "test",
         str(_mvtec_dataset(tmp_path / "dataset")),
         data_dir=str(workspace.data_dir),
         config_dir=str(workspace.config_dir),
         database_url=workspace.database_url,
+        calibration_good=None if other_parts is None else str(other_parts),
     )
     assert outcome["version"] == new_version and outcome["activated"] is auto_activate
     # the line's training policy, else Lite0, unpadded, 4,096 patches, σ 4, stretched, no coarse descriptor
@@ -102,7 +104,7 @@ def test_train_model_evaluates_and_activates_only_when_configured(
         else ("lite0", 0, 4096, 4.0, "stretch", 0.0, 0.5)
     )
     keys = ("backbone", "edge_padding", "bank_size", "blur_sigma", "aspect", "coarse_window", "coarse_weight")
-    assert fitted_with[-1] == dict(zip(keys, policy, strict=True))
+    assert fitted_with[-1] == dict(zip(keys, policy, strict=True)) | {"calibration_good": other_parts}
     metrics = json.loads(Path(outcome["metrics_path"]).read_text())
     assert metrics["n_good"] > 0 and metrics["n_defect"] > 0
     assert _active_version(workspace) == (new_version if auto_activate else before)
