@@ -183,7 +183,12 @@ def _export_into(
     return card
 
 
-def split_calibration(paths: list[Path], every: int = 10, minimum: int = 8) -> tuple[list[Path], list[Path]]:
+MIN_CALIBRATION_IMAGES = 8  # good images the thresholds come from, at the least
+
+
+def split_calibration(
+    paths: list[Path], every: int = 10, minimum: int = MIN_CALIBRATION_IMAGES
+) -> tuple[list[Path], list[Path]]:
     """Hold out every ``every``-th good image (at least ``minimum``) for calibration."""
     step = max(2, min(every, len(paths) // minimum))
     calib = paths[::step]
@@ -267,8 +272,11 @@ def calibration_good_paths(
     if not folder.is_dir():
         raise DatasetError(f"{folder}: calibration good-image folder not found")
     paths = _image_files(folder)
-    if not paths:
-        raise DatasetError(f"{folder}: no images for calibration (looked for {folder}/*)")
+    if len(paths) < MIN_CALIBRATION_IMAGES:
+        raise DatasetError(
+            f"{folder}: {len(paths)} images for calibration (looked for {folder}/*); "
+            f"thresholds need at least {MIN_CALIBRATION_IMAGES}"
+        )
     digests = [sha256_hex(p.read_bytes()) for p in paths]
     fitted = {sha256_hex(p.read_bytes()) for p in dataset.train_good}
     reused = [p for p, d in zip(paths, digests, strict=True) if d in fitted]

@@ -92,9 +92,9 @@ def test_images_of_the_evaluation_split_are_refused_unless_allowed(tmp_path: Pat
 def test_calibration_good_images_replace_the_held_out_share(tmp_path: Path) -> None:
     data = tmp_path / "data"
     train = write_images(data / "train" / "good", 12)
-    other_parts = write_images(tmp_path / "other-parts", 4, start=50)
+    other_parts = write_images(tmp_path / "other-parts", 8, start=50)
     request = request_from_mvtec(data, "m", PatchCoreSettings(), calibration_good=tmp_path / "other-parts")
-    assert (len(request.good_images), len(request.calibration_images)) == (12, 4)  # every fit image kept
+    assert (len(request.good_images), len(request.calibration_images)) == (12, 8)  # every fit image kept
     assert request.image_sha256["calibration"] == [sha256_hex(p.read_bytes()) for p in other_parts]
     assert request.calibration_source == str((tmp_path / "other-parts").resolve())
     held_out = request_from_mvtec(data, "m", PatchCoreSettings())
@@ -107,18 +107,18 @@ def test_calibration_good_images_must_be_new_to_the_model_and_the_evaluation(tmp
     train = write_images(data / "train" / "good", 6)
     tested = write_images(data / "test" / "good", 2, start=30)
     folder = tmp_path / "other-parts"
-    write_images(folder, 3, start=50)
+    write_images(folder, 8, start=50)
     shutil.copy(train[0], folder / "fit-image-again.png")
     dataset = open_mvtec(data, need_test=False)
     with pytest.raises(DatasetError, match="fitted on") as refused:
         calibration_good_paths(folder, dataset)
-    assert "1 of 4" in str(refused.value) and "fit-image-again.png" in str(refused.value)
+    assert "1 of 9" in str(refused.value) and "fit-image-again.png" in str(refused.value)
     (folder / "fit-image-again.png").unlink()
     shutil.copy(tested[0], folder / "test-image.png")
     with pytest.raises(DatasetError, match="allow-evaluation-overlap"):
         calibration_good_paths(folder, dataset)
-    assert len(calibration_good_paths(folder, dataset, allow_evaluation_overlap=True)) == 4
-    (tmp_path / "empty").mkdir()
-    for folder, says in ((tmp_path / "nowhere", "not found"), (tmp_path / "empty", "no images")):
+    assert len(calibration_good_paths(folder, dataset, allow_evaluation_overlap=True)) == 9
+    write_images(tmp_path / "few", 7)
+    for folder, says in ((tmp_path / "nowhere", "not found"), (tmp_path / "few", "7 images .* at least 8")):
         with pytest.raises(DatasetError, match=f"{folder}: .*{says}"):
             calibration_good_paths(folder, dataset)
