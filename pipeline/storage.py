@@ -20,6 +20,7 @@ from pipeline.images import encode_jpeg
 from pipeline.types import sha256_hex
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+HEATMAP_MAX_SIDE = 1024  # px on the stored heat map picture's longer side, at the most
 
 
 class ImageStore:
@@ -79,8 +80,17 @@ class ImageStore:
     def put_heatmap(self, heatmap: np.ndarray, scale: float) -> str:
         """A colour heat map (JET, JPEG) where ``scale`` maps to full red; returns its sha256.
 
-        The heat map is a picture for people: the scores themselves are in the findings.
+        The heat map is a picture for people: the scores themselves are in the findings, and the
+        regions are found on the full-size map. It is shrunk by a whole step to at most
+        ``HEATMAP_MAX_SIDE`` px on its longer side (each stored pixel the mean of a block; the
+        dashboard stretches it over the frame), so a high-resolution camera does not pay for colouring
+        and encoding every pixel.
         """
+        height, width = heatmap.shape
+        step = -(-max(height, width) // HEATMAP_MAX_SIDE)  # a whole step: OpenCV averages those fast
+        if step > 1:
+            size = (max(1, width // step), max(1, height // step))
+            heatmap = cv2.resize(heatmap, size, interpolation=cv2.INTER_AREA)
         level = np.clip(heatmap / max(scale, 1e-12), 0.0, 1.0)
         colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
         return self.put(encode_jpeg(colour))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import StorageError
-from pipeline.storage import ImageStore
+from pipeline.storage import HEATMAP_MAX_SIDE, ImageStore
 
 
 def all_files(root: Path) -> list[Path]:
@@ -107,6 +107,19 @@ def test_put_heatmap_is_a_jpeg_of_the_map_size_coloured_by_scale(tmp_path: Path)
     assert cold_b > cold_r  # JET: zero is blue
     assert hot_r > hot_b  # JET: full scale is red
     assert np.abs(image[0, 49].astype(int) - image[10, 40]).max() <= 12  # clipped: same red (JPEG)
+
+
+def test_a_large_heatmap_is_stored_shrunk_keeping_where_it_is_hot(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    heatmap = np.zeros((3000, 4000), np.float32)  # a 12 MP camera's map
+    heatmap[2000:2040, 3000:3040] = 2.0  # a small hot spot: 40 px, 10 stored pixels across
+    data = store.get(store.put_heatmap(heatmap, 2.0))
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (750, 1000, 3)  # shrunk by 4, within HEATMAP_MAX_SIDE, proportions kept
+    hot_b, _, hot_r = (int(v) for v in image[505, 755])  # the spot's centre, at a quarter of its place
+    cold_b, _, cold_r = (int(v) for v in image[100, 100])
+    assert hot_r - hot_b > 80 and cold_b - cold_r > 80  # JET: full scale dark red, zero dark blue
+    assert max(image.shape[:2]) <= HEATMAP_MAX_SIDE < 4000
 
 
 def test_put_heatmap_is_content_addressed(tmp_path: Path) -> None:
