@@ -46,10 +46,10 @@ def casting(src: Path, out: Path) -> None:
 def magnetic_tile(src: Path, out: Path, by_tile: bool = False) -> None:
     free = sorted((src / "MT_Free" / "Imgs").glob("*.jpg"))
     tile = tile_of(free) if by_tile else list(range(len(free)))
-    first = sorted({t: i for i, t in reversed(list(enumerate(tile)))}.items(), key=lambda kv: kv[1])
-    role = {t: "test/good" if n % 5 == 0 else "train/good" for n, (t, _) in enumerate(first)}
+    in_name_order = list(dict.fromkeys(tile))
+    role = {t: "test/good" if n % 5 == 0 else "train/good" for n, t in enumerate(in_name_order)}
     if by_tile:  # every 10th tile's photographs calibrate (--calibration-good OUT/calibration/good)
-        role |= {t: "calibration/good" for n, (t, _) in enumerate(first) if n % 10 == 1}
+        role |= {t: "calibration/good" for n, t in enumerate(in_name_order) if n % 10 == 1}
     for image, t in zip(free, tile, strict=True):
         _link(image, out / role[t] / image.name)
     for folder in sorted(src.glob("MT_*")):
