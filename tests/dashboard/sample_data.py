@@ -118,14 +118,25 @@ def add_models_and_report(ws: Workspace, model_name: str) -> int:
     """Two versions of a model (the newer active) and one accuracy report; returns the report id."""
     metrics = {"image_auroc": 0.981, "false_reject_rate": 0.01, "escape_rate": 0.04}
     with ws.session() as session, session.begin():
-        for version, active in (("2026-01-01-aaaa", False), ("2026-02-01-bbbb", True)):
+        # the older version's record predates calibration sources: it says only how many images
+        calibrated = (
+            {"n_calibration_images": 66},
+            {
+                "n_calibration_images": 103,
+                "calibration_source": "/parts/other",
+                "calibration_defects": {"n_images": 8},
+            },
+        )
+        for (version, active), training in zip(
+            (("2026-01-01-aaaa", False), ("2026-02-01-bbbb", True)), calibrated, strict=True
+        ):
             record = repo.ModelRecord(
                 name=model_name,
                 version=version,
                 kind="anomaly",
                 path=str(ws.models_root / model_name / version),
                 onnx_sha256=sha256_hex(version.encode()),
-                metrics=metrics,
+                metrics={**metrics, "training": training},
                 thresholds={"review": REVIEW_AT, "fail": FAIL_AT},
                 training_digest=version[-4:],
             )

@@ -176,6 +176,8 @@ def test_admin_activates_a_model_version(fresh: Seeded) -> None:
         token = log_in(client, Role.ADMIN)
         page = client.get("/models").text
         assert "2026-01-01-aaaa" in page and "image_auroc" in page
+        calibrated = re.findall(r'<td class="calibration">([^<]*)</td>', page)
+        assert sorted(calibrated) == ["103 good images (/parts/other), 8 defective", "66 good images"]
         data = {"name": MODEL, "version": "2026-01-01-aaaa", "csrf_token": token}
         assert client.post("/models/activate", data=data).status_code == 303
         assert client.post("/models/activate", data={**data, "version": "nope"}).status_code == 404
