@@ -73,6 +73,9 @@ class AnomalySettings(_Strict):
     # large, faint defects; docs/architecture.md#coarse-descriptor), and how much it counts.
     coarse_window: float = Field(default=0.0, ge=0.0, le=1.0, exclude=True)
     coarse_weight: float = Field(default=0.5, ge=0.0, exclude=True)
+    # The model's input side (None: the backbone's own); larger sees thin defects on fine textures
+    # (docs/benchmarks.md#several-photographs-of-one-tile) and runs slower. Also a training policy.
+    image_size: int | None = Field(default=None, ge=32, exclude=True)
 
     def fit_options(self) -> dict[str, Any]:
         """The training policy train_model fits this line's model with."""
@@ -84,6 +87,7 @@ class AnomalySettings(_Strict):
             "aspect",
             "coarse_window",
             "coarse_weight",
+            "image_size",
         )
         return {name: getattr(self, name) for name in names}
 

@@ -83,7 +83,7 @@ def test_train_model_evaluates_and_activates_only_when_configured(
                 "model: test-anomaly",
                 "model: test-anomaly, auto_activate: true, "
                 "backbone: lite1, edge_padding: 32, bank_size: 8192, blur_sigma: 12, aspect: pad, "
-                "coarse_window: 0.6, coarse_weight: 1.0",
+                "coarse_window: 0.6, coarse_weight: 1.0, image_size: 320",
             )
         )
     before = _active_version(workspace)
@@ -97,13 +97,23 @@ def test_train_model_evaluates_and_activates_only_when_configured(
         calibration_good=None if other_parts is None else str(other_parts),
     )
     assert outcome["version"] == new_version and outcome["activated"] is auto_activate
-    # the line's training policy, else Lite0, unpadded, 4,096 patches, σ 4, stretched, no coarse descriptor
+    # the line's training policy, else Lite0, unpadded, 4,096 patches, σ 4, stretched, no coarse descriptor,
+    # at the backbone's own input size
     policy = (
-        ("lite1", 32, 8192, 12.0, "pad", 0.6, 1.0)
+        ("lite1", 32, 8192, 12.0, "pad", 0.6, 1.0, 320)
         if auto_activate
-        else ("lite0", 0, 4096, 4.0, "stretch", 0.0, 0.5)
+        else ("lite0", 0, 4096, 4.0, "stretch", 0.0, 0.5, None)
     )
-    keys = ("backbone", "edge_padding", "bank_size", "blur_sigma", "aspect", "coarse_window", "coarse_weight")
+    keys = (
+        "backbone",
+        "edge_padding",
+        "bank_size",
+        "blur_sigma",
+        "aspect",
+        "coarse_window",
+        "coarse_weight",
+        "image_size",
+    )
     assert fitted_with[-1] == dict(zip(keys, policy, strict=True)) | {"calibration_good": other_parts}
     metrics = json.loads(Path(outcome["metrics_path"]).read_text())
     assert metrics["n_good"] > 0 and metrics["n_defect"] > 0
