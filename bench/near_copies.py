@@ -30,6 +30,7 @@ BANDS = ((0.0, 0.95), (0.95, 0.98), (0.98, 0.99), (0.99, 1.01))
 
 
 def thumbnail(path: Path) -> np.ndarray:
+    """The image as a THUMB × THUMB grey vector, centred and of unit length: cosines compare layouts."""
     grey = cv2.cvtColor(read_image(path), cv2.COLOR_BGR2GRAY)
     v = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     v -= v.mean()
