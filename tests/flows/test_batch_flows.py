@@ -99,22 +99,12 @@ def test_train_model_evaluates_and_activates_only_when_configured(
     assert outcome["version"] == new_version and outcome["activated"] is auto_activate
     # the line's training policy, else Lite0, unpadded, 4,096 patches, σ 4, stretched, no coarse descriptor,
     # at the backbone's own input size
-    policy = (
-        ("lite1", 32, 8192, 12.0, "pad", 0.6, 1.0, 320)
-        if auto_activate
-        else ("lite0", 0, 4096, 4.0, "stretch", 0.0, 0.5, None)
-    )
-    keys = (
-        "backbone",
-        "edge_padding",
-        "bank_size",
-        "blur_sigma",
-        "aspect",
-        "coarse_window",
-        "coarse_weight",
-        "image_size",
-    )
-    assert fitted_with[-1] == dict(zip(keys, policy, strict=True)) | {"calibration_good": other_parts}
+    configured = dict(backbone="lite1", edge_padding=32, bank_size=8192, blur_sigma=12.0, aspect="pad")
+    default = dict(backbone="lite0", edge_padding=0, bank_size=4096, blur_sigma=4.0, aspect="stretch")
+    configured |= dict(coarse_window=0.6, coarse_weight=1.0, image_size=320)
+    default |= dict(coarse_window=0.0, coarse_weight=0.5, image_size=None)
+    policy = configured if auto_activate else default
+    assert fitted_with[-1] == policy | {"calibration_good": other_parts}
     metrics = json.loads(Path(outcome["metrics_path"]).read_text())
     assert metrics["n_good"] > 0 and metrics["n_defect"] > 0
     assert _active_version(workspace) == (new_version if auto_activate else before)
