@@ -252,6 +252,24 @@ def fit_anomaly(
     coarse_weight: Annotated[
         float, typer.Option("--coarse-weight", min=0.0, help="how much the coarse distances count")
     ] = 0.5,
+    coarse_sigma: Annotated[
+        float | None,
+        typer.Option(
+            "--coarse-sigma",
+            min=0.5,
+            help="smoothing of the coarse map (model-input px; default: --blur-sigma)",
+        ),
+    ] = None,
+    coarse_relative: Annotated[
+        float,
+        typer.Option(
+            "--coarse-relative",
+            min=0.0,
+            max=1.0,
+            help="share of each image's median coarse distance taken off its coarse map, so a part that "
+            "differs all over lights up where it differs most (0: off)",
+        ),
+    ] = 0.0,
     device: Annotated[
         str, typer.Option("--device", help="torch device for fitting: cpu, cuda, cuda:N (scoring is ONNX)")
     ] = "cpu",
@@ -321,6 +339,8 @@ def fit_anomaly(
             aspect=aspect.value,
             coarse_window=coarse_window,
             coarse_weight=coarse_weight,
+            coarse_sigma=coarse_sigma,
+            coarse_relative=coarse_relative,
             device=device,
         )
     training = record.metrics["training"]

@@ -73,6 +73,10 @@ class AnomalySettings(_Strict):
     # large, faint defects; docs/architecture.md#coarse-descriptor), and how much it counts.
     coarse_window: float = Field(default=0.0, ge=0.0, le=1.0, exclude=True)
     coarse_weight: float = Field(default=0.5, ge=0.0, exclude=True)
+    # The coarse map's own smoothing (None: blur_sigma) and the share of each frame's median coarse distance
+    # taken off it (docs/architecture.md#coarse-descriptor).
+    coarse_sigma: float | None = Field(default=None, ge=0.5, exclude=True)
+    coarse_relative: float = Field(default=0.0, ge=0.0, le=1.0, exclude=True)
     # The model's input side (None: the backbone's own); larger sees thin defects on fine textures
     # (docs/benchmarks.md#several-photographs-of-one-tile) and runs slower. Also a training policy.
     image_size: int | None = Field(default=None, ge=32, exclude=True)
@@ -87,6 +91,8 @@ class AnomalySettings(_Strict):
             "aspect",
             "coarse_window",
             "coarse_weight",
+            "coarse_sigma",
+            "coarse_relative",
             "image_size",
         )
         return {name: getattr(self, name) for name in names}

@@ -169,6 +169,8 @@ def _export_into(
             "window_cells": scorer.coarse.cells,
             "bank_size": int(scorer.coarse.bank.shape[0]),
             "weight": scorer.coarse.weight,  # coarse_weight times the fine / coarse spread of distances
+            "sigma": scorer.coarse.sigma,
+            "relative": scorer.coarse.relative,
         }
     if defects is not None:
         training["calibration_defects"] = {

@@ -10,9 +10,10 @@ coreset of the good parts' descriptors is the memory bank; a patch's anomaly is
 its distance to the nearest bank entry. With ``coarse_window`` a second descriptor,
 the patch descriptors averaged over a large window, is scored the same way against
 its own bank and added to the map, so that large, faint defects (a band of uneven
-texture across a part) stand out as a whole. The whole scoring path - features,
-nearest neighbour, upsampling and smoothing - is one ONNX graph, so inspection
-needs no torch.
+texture across a part) stand out as a whole; the coarse map may have its own smoothing, and may be
+taken relative to the image (a share of its median coarse distance taken off). The whole
+scoring path - features, nearest neighbour, upsampling and smoothing - is one ONNX graph, so
+inspection needs no torch.
 """
 
 from __future__ import annotations
@@ -55,9 +56,20 @@ class PatchCoreSettings:
     # bank holds a quarter of bank_size, and its distances, scaled to the fine ones' spread, count this much
     coarse_window: float = 0.0
     coarse_weight: float = 0.5
+    coarse_sigma: float | None = None  # the coarse map's smoothing (None: blur_sigma)
+    # the share of each image's median coarse distance taken off its coarse map: a part that differs from
+    # the fitted ones all over then lights up where it differs most rather than everywhere
+    coarse_relative: float = 0.0
     batch_size: int = 16
     device: str = "cpu"  # torch device for features and coreset ("cuda" on a GPU machine); saved for CPU
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.coarse_window and (self.coarse_sigma is not None or self.coarse_relative):
+            raise ConfigError(
+                f"coarse_sigma={self.coarse_sigma}, coarse_relative={self.coarse_relative}: these shape the "
+                "coarse map, which only a coarse_window > 0 adds"
+            )
 
 
 def _edge_cells(backbone: Backbone, padding: int) -> tuple[int, ...]:
@@ -151,6 +163,15 @@ def coarse_descriptors(f: torch.Tensor, cells: int) -> torch.Tensor:
     return F.avg_pool2d(f, cells, stride=1, padding=cells // 2, count_include_pad=False)
 
 
+def image_median(m: torch.Tensor) -> torch.Tensor:
+    """Each map's median (the lower one for an even count, as ``torch.median``): N×1×h×w -> N×1×1×1.
+
+    A TopK, since ONNX has no median operator.
+    """
+    flat = m.flatten(1)
+    return torch.topk(flat, flat.shape[1] // 2 + 1, dim=1).values[:, -1:].reshape(-1, 1, 1, 1)
+
+
 @dataclass(frozen=True)
 class CoarseBank:
     """The coarse descriptor's memory bank and how its distances join the fine map."""
@@ -158,6 +179,8 @@ class CoarseBank:
     cells: int
     bank: torch.Tensor
     weight: float  # the chosen coarse_weight times the fine / coarse spread of distances
+    sigma: float  # the coarse map's smoothing
+    relative: float = 0.0  # share of each image's median coarse distance taken off its coarse map
 
 
 class PatchCoreScorer(nn.Module):
@@ -169,6 +192,8 @@ class PatchCoreScorer(nn.Module):
     coarse_bank_sq: torch.Tensor
     smooth_y: torch.Tensor
     smooth_x: torch.Tensor
+    coarse_smooth_y: torch.Tensor
+    coarse_smooth_x: torch.Tensor
 
     def __init__(
         self,
@@ -185,12 +210,14 @@ class PatchCoreScorer(nn.Module):
         self.register_buffer("bank", bank)
         self.register_buffer("bank_sq", (bank**2).sum(dim=1))
         self.coarse = coarse
-        if coarse is not None:
-            self.register_buffer("coarse_bank", coarse.bank)
-            self.register_buffer("coarse_bank_sq", (coarse.bank**2).sum(dim=1))
         rows, columns = features.grid
         self.register_buffer("smooth_y", smoothing_matrix(rows, image_size, sigma))
         self.register_buffer("smooth_x", smoothing_matrix(columns, image_size, sigma))
+        if coarse is not None:
+            self.register_buffer("coarse_bank", coarse.bank)
+            self.register_buffer("coarse_bank_sq", (coarse.bank**2).sum(dim=1))
+            self.register_buffer("coarse_smooth_y", smoothing_matrix(rows, image_size, coarse.sigma))
+            self.register_buffer("coarse_smooth_x", smoothing_matrix(columns, image_size, coarse.sigma))
         self.image_size = image_size
 
     @property
@@ -201,12 +228,13 @@ class PatchCoreScorer(nn.Module):
     def preprocessing(self) -> Preprocessing:
         return replace(self.backbone.preprocessing, aspect=self.aspect)
 
-    def patch_scores(self, f: torch.Tensor) -> torch.Tensor:
-        m = nearest_distances(f, self.bank, self.bank_sq)
-        if self.coarse is not None:
-            coarse = coarse_descriptors(f, self.coarse.cells)
-            m = m + self.coarse.weight * nearest_distances(coarse, self.coarse_bank, self.coarse_bank_sq)
-        return m
+    def coarse_scores(self, f: torch.Tensor) -> torch.Tensor:
+        """The coarse descriptors' distances, less the chosen share of each image's median, weighted."""
+        assert self.coarse is not None
+        c = nearest_distances(coarse_descriptors(f, self.coarse.cells), self.coarse_bank, self.coarse_bank_sq)
+        if self.coarse.relative:
+            c = c - self.coarse.relative * image_median(c)
+        return self.coarse.weight * c
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.score_features(self.features(image))
@@ -216,7 +244,10 @@ class PatchCoreScorer(nn.Module):
         return self.score_features(self.features.aggregate(list(feature_maps)))
 
     def score_features(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m = self.smooth_y @ self.patch_scores(f) @ self.smooth_x.T  # upsampled to the input and smoothed
+        # each map upsampled to the input and smoothed
+        m = self.smooth_y @ nearest_distances(f, self.bank, self.bank_sq) @ self.smooth_x.T
+        if self.coarse is not None:
+            m = m + self.coarse_smooth_y @ self.coarse_scores(f) @ self.coarse_smooth_x.T
         return m, m.amax(dim=(1, 2, 3))
 
 
@@ -296,9 +327,17 @@ def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings)
         spread = _distance_spread(candidates, bank, settings.seed) / _distance_spread(
             coarse_candidates, coarse_bank, settings.seed
         )
-        coarse = CoarseBank(cells, coarse_bank, settings.coarse_weight * spread)
+        sigma = settings.blur_sigma if settings.coarse_sigma is None else settings.coarse_sigma
+        coarse = CoarseBank(
+            cells, coarse_bank, settings.coarse_weight * spread, sigma, settings.coarse_relative
+        )
         log.info(
-            "coarse descriptor: %d-cell window, bank %d, weight %.3f", cells, len(coarse_bank), coarse.weight
+            "coarse descriptor: %d-cell window, bank %d, weight %.3f, sigma %.1f, relative %.2f",
+            cells,
+            len(coarse_bank),
+            coarse.weight,
+            sigma,
+            coarse.relative,
         )
     return PatchCoreScorer(
         features.cpu(), bank, backbone.image_size, settings.blur_sigma, settings.aspect, coarse

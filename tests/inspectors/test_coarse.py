@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,11 @@ from inspectors.training.patchcore import (
     coarse_cells,
     coarse_descriptors,
     fit_patchcore,
+    image_median,
     nearest_distances,
+    smoothing_matrix,
 )
+from pipeline.errors import ConfigError
 from pipeline.simulate import SimulationSettings, render_part
 
 SIM = SimulationSettings(size=128, seed=21, defect_rate=0.5)
@@ -56,20 +60,59 @@ def test_the_map_adds_the_weighted_coarse_distances_to_the_fine_ones() -> None:
     part = render_part(SIM, 3, defect="crack").image
     with torch.no_grad():
         f = scorer.features(torch.from_numpy(to_model_input([part], scorer.preprocessing)))
-        added = scorer.patch_scores(f) - fine_only.patch_scores(f)
-        expected = coarse.weight * nearest_distances(
+        added = scorer.score_features(f)[0] - fine_only.score_features(f)[0]
+        distances = nearest_distances(
             coarse_descriptors(f, coarse.cells), scorer.coarse_bank, scorer.coarse_bank_sq
         )
+        expected = scorer.smooth_y @ (coarse.weight * distances) @ scorer.smooth_x.T
     torch.testing.assert_close(added, expected, rtol=1e-4, atol=1e-4)
     assert float(expected.max()) > 0
 
 
-def test_a_coarse_model_exports_both_searches_and_every_graph_scores_alike(tmp_path: Path) -> None:
-    request = request_from_simulation(SIM, "coarse", n_fit=8, n_calibration=8, settings=SETTINGS)
+def test_a_relative_coarse_map_takes_a_share_of_each_images_median_off_with_its_own_smoothing() -> None:
+    images = [render_part(SIM, i, defect=None).image for i in range(8)]
+    plain = fit_patchcore(images, SETTINGS)
+    relative = fit_patchcore(images, replace(SETTINGS, coarse_sigma=12.0, coarse_relative=0.5))
+    assert relative.coarse is not None and plain.coarse is not None
+    assert (relative.coarse.sigma, relative.coarse.relative) == (12.0, 0.5)
+    torch.testing.assert_close(relative.coarse_bank, plain.coarse_bank)  # the same fit, scored otherwise
+    parts = [render_part(SIM, 30 + i, defect="crack").image for i in range(2)]
+    with torch.no_grad():
+        f = plain.features(torch.from_numpy(to_model_input(parts, plain.preprocessing)))
+        plain_coarse, relative_coarse = plain.coarse_scores(f), relative.coarse_scores(f)
+        medians = torch.median(plain_coarse.flatten(1), dim=1).values.view(-1, 1, 1, 1)
+        torch.testing.assert_close(relative_coarse, plain_coarse - 0.5 * medians)
+        fine = relative.smooth_y @ nearest_distances(f, relative.bank, relative.bank_sq) @ relative.smooth_x.T
+        wide = smoothing_matrix(f.shape[-2], relative.image_size, 12.0)
+        expected = fine + wide @ relative_coarse @ wide.T
+        torch.testing.assert_close(relative.score_features(f)[0], expected, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(wide, relative.smooth_y)  # the coarse map's smoothing is its own
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 5, 5), (2, 1, 4, 6)])
+def test_image_median_is_torchs_median_of_each_map(shape: tuple[int, ...]) -> None:
+    m = torch.randn(shape)
+    torch.testing.assert_close(image_median(m).flatten(), torch.median(m.flatten(1), dim=1).values)
+
+
+def test_the_coarse_maps_shape_is_refused_without_a_coarse_descriptor() -> None:
+    with pytest.raises(ConfigError, match="coarse_relative=0.5.*coarse_window > 0"):
+        PatchCoreSettings(coarse_relative=0.5)
+
+
+@pytest.mark.parametrize("relative", [0.0, 0.5])
+def test_a_coarse_model_exports_both_searches_and_every_graph_scores_alike(
+    tmp_path: Path, relative: float
+) -> None:
+    settings = replace(SETTINGS, coarse_sigma=8.0, coarse_relative=relative) if relative else SETTINGS
+    request = request_from_simulation(SIM, "coarse", n_fit=8, n_calibration=8, settings=settings)
     model_dir, card = fit_anomaly(request, tmp_path)
     assert card.training["coarse"]["window_cells"] == coarse_cells(0.6, (28, 28))
     assert card.training["coarse"]["bank_size"] == 64
     assert card.training["settings"]["coarse_window"] == 0.6
+    assert (card.training["coarse"]["sigma"], card.training["coarse"]["relative"]) == (
+        (8.0, 0.5) if relative else (4.0, 0.0)
+    )
     assert card.parity["max_rel_diff"] <= card.parity["tolerance"]
     assert card.parity["cpu_graph_max_rel_diff"] <= card.parity["tolerance"]
     cpu_graph = onnx.load(str(model_dir / CPU_ONNX_FILE))

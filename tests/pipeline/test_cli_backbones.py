@@ -76,8 +76,24 @@ def test_fit_aspect_goes_into_the_model_card(mvtec_dir: Path, tmp_path: Path) ->
 def test_fit_coarse_window_goes_into_the_model_card(mvtec_dir: Path, tmp_path: Path) -> None:
     code, output = _fit(mvtec_dir, tmp_path, "--coarse-window", "1.5")
     assert code == 2 and "--coarse-window" in output
-    code, output = _fit(mvtec_dir, tmp_path, "--coarse-window", "0.5", "--coarse-weight", "2")
+    code, output = _fit(mvtec_dir, tmp_path, "--coarse-relative", "0.5")
+    assert code != 0 and "coarse_window > 0" in str(output)
+    code, output = _fit(
+        mvtec_dir,
+        tmp_path,
+        *(
+            "--coarse-window",
+            "0.5",
+            "--coarse-weight",
+            "2",
+            "--coarse-sigma",
+            "16",
+            "--coarse-relative",
+            "0.5",
+        ),
+    )
     assert code == 0, output
     training = json.loads(next((tmp_path / "data").rglob("model.json")).read_text())["training"]
     assert training["settings"]["coarse_window"] == 0.5 and training["settings"]["coarse_weight"] == 2.0
     assert training["coarse"]["window_cells"] >= 3 and training["coarse"]["weight"] > 0
+    assert (training["coarse"]["sigma"], training["coarse"]["relative"]) == (16.0, 0.5)
