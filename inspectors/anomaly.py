@@ -16,6 +16,7 @@ import numpy as np
 from inspectors.onnx_session import open_model
 from inspectors.preprocess import to_model_input
 from pipeline.decide import Thresholds
+from pipeline.storage import heatmap_step
 from pipeline.types import Finding, FindingKind, Frame, Region
 
 
@@ -94,11 +95,16 @@ class AnomalyInspector:
         return maps, scores
 
     def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]:
-        """One image finding per frame (score = the model's, as calibrated), plus its regions."""
+        """One image finding per frame (score = the model's, as calibrated), plus its regions.
+
+        A whole frame's heat map is the model's map stretched over the frame at no more than the stored
+        picture's size (``heatmap_step``): a 4,000 px frame's map is not drawn pixel by pixel from a
+        240 px one. Regions are found on it and given in the frame's pixels.
+        """
         whole = [f for f in frames if f.camera_id not in self.tiling]
         maps, scores = self.score_images([f.pixels for f in whole])
         scored = {
-            id(f): (cv2.resize(m, (f.width, f.height), interpolation=cv2.INTER_LINEAR), float(s))
+            id(f): (_stretched(m, f.height, f.width), float(s))
             for f, m, s in zip(whole, maps, scores, strict=True)
         }
         for f in frames:
@@ -128,7 +134,8 @@ class AnomalyInspector:
         ]
         if score < self.thresholds.review:
             return findings
-        for region, region_score in self._regions(heatmap, self.mm_per_px.get(frame.camera_id)):
+        scale = (frame.width / heatmap.shape[1], frame.height / heatmap.shape[0])
+        for region, region_score in self._regions(heatmap, self.mm_per_px.get(frame.camera_id), scale):
             findings.append(
                 Finding(
                     self.name,
@@ -141,15 +148,30 @@ class AnomalyInspector:
             )
         return findings
 
-    def _regions(self, heatmap: np.ndarray, mm_per_px: float | None) -> list[tuple[Region, float]]:
+    def _regions(
+        self, heatmap: np.ndarray, mm_per_px: float | None, scale: tuple[float, float] = (1.0, 1.0)
+    ) -> list[tuple[Region, float]]:
+        """Connected parts of the map at or above the review threshold, largest peak first; boxes and
+        areas in frame pixels (``scale``: frame pixels per map pixel, across and down)."""
+        sx, sy = scale
         above = (heatmap >= self.thresholds.review).astype(np.uint8)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(above, connectivity=8)
         regions = []
         for i in range(1, count):
             x, y, w, h, area = (int(v) for v in stats[i])
-            if area < self.min_region_px:
+            area_px = round(area * sx * sy)
+            if area_px < self.min_region_px:
                 continue
             window = (slice(y, y + h), slice(x, x + w))  # the region's box, not the whole frame
             peak = float(heatmap[window][labels[window] == i].max())
-            regions.append((Region(x, y, w, h, area_px=area, mm_per_px=mm_per_px), peak))
+            left, top = round(x * sx), round(y * sy)  # edges to the nearest frame pixel, inside the frame
+            box = (left, top, round((x + w) * sx) - left, round((y + h) * sy) - top)
+            regions.append((Region(*box, area_px=area_px, mm_per_px=mm_per_px), peak))
         return sorted(regions, key=lambda r: -r[1])
+
+
+def _stretched(model_map: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The model's map over a frame of ``height`` × ``width``, shrunk by the heat map picture's step."""
+    step = heatmap_step(height, width)
+    size = (max(1, width // step), max(1, height // step))
+    return cv2.resize(model_map, size, interpolation=cv2.INTER_LINEAR)

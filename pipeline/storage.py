@@ -23,6 +23,12 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 HEATMAP_MAX_SIDE = 1024  # px on the stored heat map picture's longer side, at the most
 
 
+def heatmap_step(height: int, width: int) -> int:
+    """The whole step by which a heat map of this size is shrunk to ``HEATMAP_MAX_SIDE`` (1: not at all);
+    whole steps, because OpenCV averages those fast."""
+    return -(-max(height, width) // HEATMAP_MAX_SIDE)
+
+
 class ImageStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -81,13 +87,13 @@ class ImageStore:
         """A colour heat map (JET, JPEG) where ``scale`` maps to full red; returns its sha256.
 
         The heat map is a picture for people: the scores themselves are in the findings, and the
-        regions are found on the full-size map. It is shrunk by a whole step to at most
+        regions were found before. It is shrunk by a whole step to at most
         ``HEATMAP_MAX_SIDE`` px on its longer side (each stored pixel the mean of a block; the
         dashboard stretches it over the frame), so a high-resolution camera does not pay for colouring
         and encoding every pixel.
         """
         height, width = heatmap.shape
-        step = -(-max(height, width) // HEATMAP_MAX_SIDE)  # a whole step: OpenCV averages those fast
+        step = heatmap_step(height, width)
         if step > 1:
             size = (max(1, width // step), max(1, height // step))
             heatmap = cv2.resize(heatmap, size, interpolation=cv2.INTER_AREA)

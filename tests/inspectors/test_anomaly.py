@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -85,6 +86,34 @@ def test_each_region_reports_its_own_peak_and_size(anomaly_model_dir: Path) -> N
         (30, 20, 10, 10, 100, 9.0),
         (10, 10, 50, 50, 900, 1.5),
     ]
+
+
+def test_regions_of_a_shrunk_map_are_given_in_frame_pixels(anomaly_model_dir: Path) -> None:
+    inspector = AnomalyInspector(anomaly_model_dir, thresholds=Thresholds(review=1.0, fail=2.0))
+    heatmap = np.zeros((100, 100), np.float32)
+    heatmap[20:30, 30:40] = 9.0
+    heatmap[90:92, 90:92] = 5.0  # 4 map px, but 64 frame px: a region
+    regions = inspector._regions(heatmap, mm_per_px=None, scale=(4.0, 4.0))
+    assert [(r.x, r.y, r.w, r.h, r.area_px) for r, _ in regions] == [
+        (120, 80, 40, 40, 1600),
+        (360, 360, 8, 8, 64),
+    ]
+
+
+def test_a_large_frames_map_is_drawn_at_the_pictures_size_and_its_regions_at_the_frames(
+    anomaly_model_dir: Path,
+) -> None:
+    inspector = AnomalyInspector(anomaly_model_dir)
+    part = render_part(SIM, 7, defect="pit")
+    size = (3072, 3072)  # 144 times the part's pixels: the map is drawn at a third of each side
+    frame = _frame(cv2.resize(part.image, size, interpolation=cv2.INTER_LINEAR))
+    large = inspector.inspect([frame])[0]
+    assert large[0].heatmap is not None and large[0].heatmap.shape == (1024, 1024)
+    assert float(large[0].heatmap.max()) == pytest.approx(large[0].score, rel=0.02)  # the model's map
+    box = next(f.region for f in large if f.region is not None)
+    mask = cv2.resize(part.mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    assert mask[box.y : box.y + box.h, box.x : box.x + box.w].any(), "the region misses the defect"
+    assert box.x + box.w <= 3072 and box.y + box.h <= 3072 and box.area_px > 16 * 16
 
 
 def test_good_part_scores_below_every_defect_kind(anomaly_model_dir: Path) -> None:
