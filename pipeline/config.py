@@ -49,6 +49,18 @@ class CameraConfig(_Strict):
     tile_overlap: float = Field(default=0.25, ge=0, lt=1)
 
 
+def coarse_map_problem(
+    coarse_window: float, coarse_sigma: float | None, coarse_relative: float
+) -> str | None:
+    """Why these coarse-map settings do not go together, or None: the map's shape needs a coarse map."""
+    if not coarse_window and (coarse_sigma is not None or coarse_relative):
+        return (
+            f"coarse_sigma={coarse_sigma}, coarse_relative={coarse_relative}: these shape the coarse map, "
+            "which only a coarse_window > 0 adds"
+        )
+    return None
+
+
 class AnomalySettings(_Strict):
     enabled: bool = True
     model: str = Field(min_length=1, description="registered model name")
@@ -103,6 +115,13 @@ class AnomalySettings(_Strict):
             raise ValueError("override both review_threshold and fail_threshold, or neither")
         if self.review_threshold is not None and self.review_threshold > self.fail_threshold:  # type: ignore[operator]
             raise ValueError("review_threshold must not exceed fail_threshold")
+        return self
+
+    @model_validator(mode="after")
+    def _coarse_map_needs_a_window(self) -> AnomalySettings:
+        problem = coarse_map_problem(self.coarse_window, self.coarse_sigma, self.coarse_relative)
+        if problem:
+            raise ValueError(problem)
         return self
 
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from inspectors.preprocess import Preprocessing, to_model_input
 from inspectors.training.backbones import Backbone, OnnxBackbone, load_backbone
+from pipeline.config import coarse_map_problem
 from pipeline.errors import ConfigError, ModelContractError
 from pipeline.torch_device import torch_device
 
@@ -65,11 +66,9 @@ class PatchCoreSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.coarse_window and (self.coarse_sigma is not None or self.coarse_relative):
-            raise ConfigError(
-                f"coarse_sigma={self.coarse_sigma}, coarse_relative={self.coarse_relative}: these shape the "
-                "coarse map, which only a coarse_window > 0 adds"
-            )
+        problem = coarse_map_problem(self.coarse_window, self.coarse_sigma, self.coarse_relative)
+        if problem:
+            raise ConfigError(problem)
 
 
 def _edge_cells(backbone: Backbone, padding: int) -> tuple[int, ...]:

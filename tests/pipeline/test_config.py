@@ -252,6 +252,13 @@ def test_review_threshold_above_fail_threshold_is_refused(tmp_path: Path) -> Non
     assert str(path) in message and "must not exceed" in message
 
 
+def test_a_coarse_maps_shape_without_a_coarse_window_is_refused(tmp_path: Path) -> None:
+    anomaly = {"model": "m", "coarse_relative": 0.5}
+    message, path = load_error(tmp_path, line_with(specialists={"anomaly": anomaly}))
+    assert str(path) in message and "specialists.anomaly" in message
+    assert "coarse_relative=0.5" in message and "coarse_window > 0" in message
+
+
 def test_every_error_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
     message, _ = load_error(tmp_path, line_with(batch_size="many", colour="red"))
     assert "batch_size" in message and "colour" in message
