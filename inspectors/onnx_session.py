@@ -6,6 +6,7 @@ import importlib.metadata
 import logging
 from pathlib import Path
 
+import onnx
 import onnxruntime as ort
 
 from inspectors.model_card import CPU_ONNX_FILE, ONNX_FILE, ModelCard
@@ -53,7 +54,8 @@ def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
     data = {name: _read_checked(model_dir / name, sha256) for name, sha256 in graphs.items()}
     providers = choose_providers()
     on_cpu = providers[0] == "CPUExecutionProvider"
-    onnx_path = model_dir / (CPU_ONNX_FILE if on_cpu and CPU_ONNX_FILE in data else ONNX_FILE)
+    use_cpu_graph = on_cpu and CPU_ONNX_FILE in data and _saturation_free(data[CPU_ONNX_FILE], model_dir)
+    onnx_path = model_dir / (CPU_ONNX_FILE if use_cpu_graph else ONNX_FILE)
     try:
         session = ort.InferenceSession(data[onnx_path.name], providers=providers)
     except Exception as exc:  # ORT raises its own untyped errors for bad graphs
@@ -61,6 +63,16 @@ def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
     check_contract(session, card, onnx_path)
     log.info("%s %s: %s on %s", card.name, card.version, onnx_path.name, ", ".join(session.get_providers()))
     return session, card
+
+
+def _saturation_free(cpu_graph: bytes, model_dir: Path) -> bool:
+    """False for a CPU graph from before its bank was stored as uint8: its int8 product saturates on
+    x86 CPUs without VNNI, so the exact graph is used until the model is refitted."""
+    banks = [i for i in onnx.load_model_from_string(cpu_graph).graph.initializer if i.name.endswith("bank_q")]
+    if any(i.data_type == onnx.TensorProto.INT8 for i in banks):
+        log.warning("%s: its CPU graph has an int8 bank (before uint8 banks); using %s", model_dir, ONNX_FILE)
+        return False
+    return True
 
 
 def _read_checked(path: Path, sha256: str) -> bytes:

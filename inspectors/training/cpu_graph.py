@@ -1,8 +1,8 @@
-"""The CPU copy of an exported anomaly graph: the nearest-neighbour search as an int8 shortlist,
+"""The CPU copy of an exported anomaly graph: the nearest-neighbour search as an 8-bit shortlist,
 re-ranked in float32.
 
 About half of a PatchCore graph's CPU time is one Gemm, every patch against every bank entry. In the
-CPU copy that product runs in int8 (ONNX Runtime's ``DynamicQuantizeMatMul``: features quantised per
+CPU copy that product runs in 8 bits (ONNX Runtime's ``DynamicQuantizeMatMul``: features quantised per
 call, the bank once, per entry) on features centred on the bank's mean, only to pick each patch's
 ``SHORTLIST`` nearest candidates; the distances to those few are then computed exactly. The result is
 the float32 graph's whenever the true nearest entry is among the candidates, and otherwise the exact
@@ -32,6 +32,11 @@ from onnx import helper, numpy_helper
 from pipeline.errors import ModelContractError
 
 SHORTLIST = 8  # candidates re-ranked per patch: 4 missed 1 in 500 on a clustered test bank, 8 none
+# The bank is stored as uint8 levels around a zero point of 128, not as int8. On x86 CPUs without VNNI
+# (AVX2, AVX-512F), ONNX Runtime's uint8 × int8 product adds pairs of products in 16 bits, which saturate
+# (255 × 127 × 2 > 32,767): patches far from the bank's mean then see whole clusters of entries alike
+# and the shortlist misses. The uint8 × uint8 product widens to 16 bits first and never saturates.
+_BANK_ZERO = 128
 _PREFIX = "cpu_search_"
 _FAR = 1e30  # |b|² of a padding entry: never among the nearest
 
@@ -85,9 +90,9 @@ def _rewrite_search(
     _replace(initializers[bank_sq_name], bank_sq)
     constants = {
         "mean": mean,
-        "bank_q": np.clip(np.round(centred / scale), -127, 127).astype(np.int8),
+        "bank_q": (np.clip(np.round(centred / scale), -127, 127) + _BANK_ZERO).astype(np.uint8),
         "bank_scale": scale.astype(np.float32),
-        "bank_zero": np.zeros(bank.shape[0], np.int8),
+        "bank_zero": np.full(bank.shape[0], _BANK_ZERO, np.uint8),
         "bank_sq_centred": bank_sq_centred.astype(np.float32),
         "groups_shape": np.array([-1, groups, group], np.int64),
         "candidates_shape": np.array([-1, kept * group], np.int64),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,20 @@ def test_among_copies_int8_cannot_tell_apart_the_error_stays_within_its_rounding
     assert (shortlist <= truth * 1.01).all()
 
 
+def test_features_far_from_the_bank_mean_do_not_overflow_the_int8_product(tmp_path: Path) -> None:
+    # Patches near one of two opposite clusters: most quantised features are near 255 and most bank
+    # levels near ±127 at 8 bits, so on x86 CPUs without VNNI the product's 16-bit pair sums saturate,
+    # the cluster's entries look alike and the shortlist misses the nearest one (a fifth of the patches).
+    rng = np.random.default_rng(1)
+    bank = np.concatenate([np.full((512, 48), 3.0), np.full((512, 48), -3.0)]).astype(np.float32)
+    bank += rng.normal(size=bank.shape).astype(np.float32)
+    f = (3.0 + rng.normal(size=(400, 48))).astype(np.float32)
+    _nearest_graph(tmp_path / "exact.onnx", bank)
+    write_cpu_graph(tmp_path / "exact.onnx", tmp_path / "cpu.onnx")
+    truth = ((f[:, None, :] - bank[None]) ** 2).sum(-1).min(1)
+    np.testing.assert_allclose(_run(tmp_path / "cpu.onnx", f), truth, rtol=1e-3, atol=1e-3)
+
+
 def test_a_graph_without_a_bank_search_is_refused(tmp_path: Path) -> None:
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])],
@@ -122,6 +137,27 @@ def test_a_replaced_cpu_graph_is_refused(anomaly_model_dir: Path, tmp_path: Path
     (model / CPU_ONNX_FILE).write_bytes(b"not a model")
     with pytest.raises(ModelContractError, match=r"model_cpu\.onnx: sha256 differs"):
         AnomalyInspector(model)
+
+
+def test_a_cpu_graph_with_an_int8_bank_is_left_for_the_exact_one(
+    anomaly_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # CPU graphs written before the uint8 bank saturate on CPUs without VNNI: not loaded
+    model_dir = tmp_path / "model"
+    shutil.copytree(anomaly_model_dir, model_dir)
+    graph = onnx.load(str(model_dir / CPU_ONNX_FILE))
+    for init in graph.graph.initializer:
+        if init.name.endswith(("bank_q", "bank_zero")):
+            as_int8 = (numpy_helper.to_array(init).astype(np.int16) - 128).astype(np.int8)
+            init.CopyFrom(numpy_helper.from_array(as_int8, init.name))
+    onnx.save(graph, str(model_dir / CPU_ONNX_FILE))
+    card = ModelCard.load(model_dir)
+    card = replace(card, cpu_onnx_sha256=sha256_hex((model_dir / CPU_ONNX_FILE).read_bytes()))
+    card.save(model_dir)
+    with caplog.at_level(logging.INFO, logger="inspectors.onnx_session"):
+        AnomalyInspector(model_dir)
+    assert "its CPU graph has an int8 bank" in caplog.text
+    assert f"{ONNX_FILE} on CPUExecutionProvider" in caplog.text
 
 
 def test_a_cpu_graph_that_differs_from_torch_is_refused_and_leaves_no_version(
