@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from bench.timing import timed
+from bench.timing import cpu_description, timed
 from inspectors.anomaly import AnomalyInspector
 from inspectors.model_card import ONNX_FILE
 from inspectors.preprocess import to_model_input
@@ -63,6 +63,7 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     print(f"ORT {ort.__version__} {inspector.providers}; torch {torch.__version__}, {threads} threads")
+    print(f"CPU {cpu_description()}")
     bank_mb = scorer.bank.numel() * 4 / 2**20
     onnx_mb = (model_dir / ONNX_FILE).stat().st_size / 2**20
     print(

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from bench.timing import timed
+from bench.timing import cpu_description, timed
 from inspectors.model_card import CPU_ONNX_FILE
 from inspectors.preprocess import Preprocessing, to_model_input
 from inspectors.training.fit_anomaly import export_and_calibrate, request_from_simulation
@@ -85,7 +85,7 @@ def main() -> None:
         ("all, 2 threads, no spinning", "all", 2, False, _plain),
         ("all, 2 threads, spinning, IO binding", "all", 2, True, _bound),
     ]
-    print(f"ORT {ort.__version__}, {CPU_ONNX_FILE}, {args.frames} frames of 256 px")
+    print(f"ORT {ort.__version__}, {CPU_ONNX_FILE}, {args.frames} frames of 256 px; CPU {cpu_description()}")
     print(f"{'setting':<42}{'b1 img/s':>10}{'b1 p99':>8}{'b2 img/s':>10}{'b2 p99':>8}")
     for label, level, threads, spinning, wrap in variants:
         run = wrap(_session(model_dir / CPU_ONNX_FILE, level, threads, spinning), prep)
