@@ -160,20 +160,26 @@ def test_a_cpu_graph_with_an_int8_bank_is_left_for_the_exact_one(
     assert f"{ONNX_FILE} on CPUExecutionProvider" in caplog.text
 
 
-def test_a_cpu_graph_that_differs_from_torch_is_refused_and_leaves_no_version(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _skew(path: Path) -> None:
+    """A graph whose bank norms are off: its distances, and so its maps, differ from torch."""
+    model = onnx.load(str(path))
+    bank_sq = next(i for i in model.graph.initializer if i.name == "bank_sq")
+    bank_sq.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bank_sq) * 1.5, "bank_sq"))
+    onnx.save(model, str(path))
+
+
+def _skewed_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str) -> Path:
+    """Fit a small model with ``writer`` (a function of fit_anomaly writing a graph) skewing its output."""
     from inspectors.training import fit_anomaly
     from inspectors.training.patchcore import PatchCoreSettings
 
-    def skewed(onnx_path: Path, out_path: Path) -> None:
-        write_cpu_graph(onnx_path, out_path)
-        model = onnx.load(str(out_path))
-        bank_sq = next(i for i in model.graph.initializer if i.name == "bank_sq")
-        bank_sq.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bank_sq) * 1.5, "bank_sq"))
-        onnx.save(model, str(out_path))
+    write = getattr(fit_anomaly, writer)
 
-    monkeypatch.setattr(fit_anomaly, "write_cpu_graph", skewed)
+    def skewed(source: object, out_path: Path) -> None:
+        write(source, out_path)
+        _skew(out_path)
+
+    monkeypatch.setattr(fit_anomaly, writer, skewed)
     request = fit_anomaly.request_from_simulation(
         SimulationSettings(size=128, seed=4),
         "skewed",
@@ -181,6 +187,29 @@ def test_a_cpu_graph_that_differs_from_torch_is_refused_and_leaves_no_version(
         n_calibration=4,
         settings=PatchCoreSettings(bank_size=64),
     )
-    with pytest.raises(ModelContractError, match=r"model_cpu\.onnx: differs from torch beyond tolerance"):
-        fit_anomaly.fit_anomaly(request, tmp_path)
+    return fit_anomaly.fit_anomaly(request, tmp_path)[0]
+
+
+def test_a_cpu_graph_that_differs_from_torch_is_left_out_and_the_cpu_runs_the_exact_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        model_dir = _skewed_fit(tmp_path, monkeypatch, "write_cpu_graph")
+    assert "model_cpu.onnx differs from torch" in caplog.text and "left out" in caplog.text
+    assert not (model_dir / CPU_ONNX_FILE).exists()
+    card = ModelCard.load(model_dir)
+    assert card.cpu_onnx_sha256 is None
+    assert card.parity["cpu_graph_max_rel_diff"] > card.parity["tolerance"] >= card.parity["max_rel_diff"]
+    assert card.thresholds.fail > 0  # calibrated on the exact graph
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="inspectors.onnx_session"):
+        AnomalyInspector(model_dir)
+    assert f"{ONNX_FILE} on CPUExecutionProvider" in caplog.text
+
+
+def test_a_graph_that_differs_from_torch_is_refused_and_leaves_no_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ModelContractError, match=r"model\.onnx: differs from torch beyond tolerance"):
+        _skewed_fit(tmp_path, monkeypatch, "export_onnx")
     assert not any((tmp_path / "skewed").iterdir()), "a refused export leaves nothing behind"
