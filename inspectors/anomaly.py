@@ -79,18 +79,26 @@ class AnomalyInspector:
     def score_images(self, images_bgr: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Anomaly maps (N×h×w at model resolution, each covering its whole image) and image scores (N,).
 
-        An image's score is the maximum of the map over the image itself, as calibrated.
+        An image's score is the maximum of the map over the image itself, as calibrated; for a model
+        whose card has a ``map_scale``, the graph's own score (its fine map's maximum), with the map
+        scaled onto the score's thresholds.
         """
         prep = self.card.preprocessing
+        map_scale = self.card.map_scale
         h, w = prep.size
         maps = np.empty((len(images_bgr), h, w), np.float32)
         scores = np.empty(len(images_bgr), np.float32)
         for start in range(0, len(images_bgr), self.batch_size):
             chunk = images_bgr[start : start + self.batch_size]
-            (anomaly_map,) = self.session.run(["anomaly_map"], {"image": to_model_input(chunk, prep)})
+            anomaly_map, graph_score = self.session.run(
+                ["anomaly_map", "score"], {"image": to_model_input(chunk, prep)}
+            )
             for i, (image, m) in enumerate(zip(chunk, anomaly_map[:, 0], strict=True), start):
                 part = prep.image_part(m, image.shape)
-                scores[i] = part.max()
+                if map_scale is None:
+                    scores[i] = part.max()
+                else:
+                    scores[i], part = graph_score[i - start], part * map_scale
                 maps[i] = part if part.shape == (h, w) else cv2.resize(part, (w, h))
         return maps, scores
 

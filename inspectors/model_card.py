@@ -28,6 +28,9 @@ class ModelCard:
     thresholds: Thresholds
     onnx_sha256: str
     cpu_onnx_sha256: str | None = None  # CPU_ONNX_FILE's, when the model has one
+    # None: the image score is the map's maximum. A number (anomaly models fitted with fine_score): the
+    # image score is the graph's ``score`` output, and the map is multiplied by this to be on its scale.
+    map_scale: float | None = None
     training: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -270,6 +270,14 @@ def fit_anomaly(
             "differs all over lights up where it differs most (0: off)",
         ),
     ] = 0.0,
+    fine_score: Annotated[
+        bool,
+        typer.Option(
+            "--fine-score",
+            help="the image score (pass/fail) from the fine map alone, while the heat map keeps the coarse "
+            "one, scaled to the score's thresholds (needs --coarse-window; stretch only)",
+        ),
+    ] = False,
     device: Annotated[
         str, typer.Option("--device", help="torch device for fitting: cpu, cuda, cuda:N (scoring is ONNX)")
     ] = "cpu",
@@ -341,6 +349,7 @@ def fit_anomaly(
             coarse_weight=coarse_weight,
             coarse_sigma=coarse_sigma,
             coarse_relative=coarse_relative,
+            fine_score=fine_score,
             device=device,
         )
     training = record.metrics["training"]

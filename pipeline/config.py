@@ -50,14 +50,21 @@ class CameraConfig(_Strict):
 
 
 def coarse_map_problem(
-    coarse_window: float, coarse_sigma: float | None, coarse_relative: float
+    coarse_window: float,
+    coarse_sigma: float | None,
+    coarse_relative: float,
+    fine_score: bool = False,
+    aspect: str = "stretch",
 ) -> str | None:
-    """Why these coarse-map settings do not go together, or None: the map's shape needs a coarse map."""
-    if not coarse_window and (coarse_sigma is not None or coarse_relative):
+    """Why these coarse-map settings do not go together, or None: the map's shape needs a coarse map, and
+    a score from the fine map alone is the graph's (the maximum over the whole input, so ``stretch``)."""
+    if not coarse_window and (coarse_sigma is not None or coarse_relative or fine_score):
         return (
-            f"coarse_sigma={coarse_sigma}, coarse_relative={coarse_relative}: these shape the coarse map, "
-            "which only a coarse_window > 0 adds"
+            f"coarse_sigma={coarse_sigma}, coarse_relative={coarse_relative}, fine_score={fine_score}: "
+            "these shape the coarse map or keep it out of the score, and only a coarse_window > 0 adds one"
         )
+    if fine_score and aspect != "stretch":
+        return f"fine_score with aspect={aspect!r}: the fine score covers the whole input, so stretch only"
     return None
 
 
@@ -89,6 +96,9 @@ class AnomalySettings(_Strict):
     # taken off it (docs/architecture.md#coarse-descriptor).
     coarse_sigma: float | None = Field(default=None, ge=0.5, exclude=True)
     coarse_relative: float = Field(default=0.0, ge=0.0, le=1.0, exclude=True)
+    # The image score (pass/fail) from the fine map alone while the heat map keeps the coarse one
+    # (docs/architecture.md#coarse-descriptor): one model for pass/fail and localisation.
+    fine_score: bool = Field(default=False, exclude=True)
     # The model's input side (None: the backbone's own); larger sees thin defects on fine textures
     # (docs/benchmarks.md#several-photographs-of-one-tile) and runs slower. Also a training policy.
     image_size: int | None = Field(default=None, ge=32, exclude=True)
@@ -105,6 +115,7 @@ class AnomalySettings(_Strict):
             "coarse_weight",
             "coarse_sigma",
             "coarse_relative",
+            "fine_score",
             "image_size",
         )
         return {name: getattr(self, name) for name in names}
@@ -119,7 +130,9 @@ class AnomalySettings(_Strict):
 
     @model_validator(mode="after")
     def _coarse_map_needs_a_window(self) -> AnomalySettings:
-        problem = coarse_map_problem(self.coarse_window, self.coarse_sigma, self.coarse_relative)
+        problem = coarse_map_problem(
+            self.coarse_window, self.coarse_sigma, self.coarse_relative, self.fine_score, self.aspect
+        )
         if problem:
             raise ValueError(problem)
         return self

@@ -150,6 +150,7 @@ def _export_into(
         thresholds=Thresholds(0.0, 0.0),  # calibrated below, from the ONNX scores
         onnx_sha256=sha256_hex(onnx_path.read_bytes()),
         cpu_onnx_sha256=sha256_hex((model_dir / CPU_ONNX_FILE).read_bytes()),
+        map_scale=None if scorer.coarse is None or scorer.coarse.in_score else 1.0,  # set below
     )
     card.save(model_dir)
     parity = _parity(scorer, model_dir, request.calibration_images[:4])
@@ -158,7 +159,7 @@ def _export_into(
     if parity["cpu_graph_max_rel_diff"] > PARITY_TOLERANCE:
         card = _without_cpu_graph(card, model_dir, parity["cpu_graph_max_rel_diff"])
     inspector = AnomalyInspector(model_dir)
-    _, calib_scores = inspector.score_images(request.calibration_images)
+    calib_maps, calib_scores = inspector.score_images(request.calibration_images)
     defects = request.calibration_defects
     thresholds = calibrate_thresholds(
         calib_scores,
@@ -186,6 +187,7 @@ def _export_into(
             "weight": scorer.coarse.weight,  # coarse_weight times the fine / coarse spread of distances
             "sigma": scorer.coarse.sigma,
             "relative": scorer.coarse.relative,
+            "in_score": scorer.coarse.in_score,
         }
     if defects is not None:
         training["calibration_defects"] = {
@@ -194,10 +196,23 @@ def _export_into(
             "n_images": len(defects.images),
             "n_in_evaluation_split": defects.n_in_evaluation,
         }
+    if card.map_scale is not None:
+        map_scale = _map_scale(calib_maps, calib_scores, request.target_review_rate, model_dir)
+        card = replace(card, map_scale=map_scale)
     card = replace(card, thresholds=thresholds, training=training, parity=parity)
     card.save(model_dir)
     (model_dir / SEEN_IMAGES_FILE).write_text(json.dumps(request.seen_images()))
     return card
+
+
+def _map_scale(maps: np.ndarray, scores: np.ndarray, review_rate: float, where: Path) -> float:
+    """The factor that gives the good calibration images' map maxima the same (1 - review_rate) quantile
+    as their scores: a map region at the review threshold is then as rare on good parts as a score there."""
+    q = 1.0 - review_rate
+    map_level = float(np.quantile(maps.reshape(len(maps), -1).max(axis=1), q))
+    if map_level <= 0:
+        raise ModelContractError(f"{where}: the good images' maps peak at {map_level:.3g}; cannot scale them")
+    return float(np.quantile(scores, q)) / map_level
 
 
 MIN_CALIBRATION_IMAGES = 8  # good images the thresholds come from, at the least

@@ -61,12 +61,16 @@ class PatchCoreSettings:
     # the share of each image's median coarse distance taken off its coarse map: a part that differs from
     # the fitted ones all over then lights up where it differs most rather than everywhere
     coarse_relative: float = 0.0
+    # the image score from the fine map alone; the map keeps the coarse one (scaled at calibration)
+    fine_score: bool = False
     batch_size: int = 16
     device: str = "cpu"  # torch device for features and coreset ("cuda" on a GPU machine); saved for CPU
     seed: int = 0
 
     def __post_init__(self) -> None:
-        problem = coarse_map_problem(self.coarse_window, self.coarse_sigma, self.coarse_relative)
+        problem = coarse_map_problem(
+            self.coarse_window, self.coarse_sigma, self.coarse_relative, self.fine_score, self.aspect
+        )
         if problem:
             raise ConfigError(problem)
 
@@ -180,6 +184,7 @@ class CoarseBank:
     weight: float  # the chosen coarse_weight times the fine / coarse spread of distances
     sigma: float  # the coarse map's smoothing
     relative: float = 0.0  # share of each image's median coarse distance taken off its coarse map
+    in_score: bool = True  # False: the image score is the fine map's maximum
 
 
 class PatchCoreScorer(nn.Module):
@@ -244,10 +249,11 @@ class PatchCoreScorer(nn.Module):
 
     def score_features(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # each map upsampled to the input and smoothed
-        m = self.smooth_y @ nearest_distances(f, self.bank, self.bank_sq) @ self.smooth_x.T
-        if self.coarse is not None:
-            m = m + self.coarse_smooth_y @ self.coarse_scores(f) @ self.coarse_smooth_x.T
-        return m, m.amax(dim=(1, 2, 3))
+        fine = self.smooth_y @ nearest_distances(f, self.bank, self.bank_sq) @ self.smooth_x.T
+        if self.coarse is None:
+            return fine, fine.amax(dim=(1, 2, 3))
+        m = fine + self.coarse_smooth_y @ self.coarse_scores(f) @ self.coarse_smooth_x.T
+        return m, (m if self.coarse.in_score else fine).amax(dim=(1, 2, 3))
 
 
 def nearest_distances(f: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
@@ -328,7 +334,12 @@ def fit_patchcore(images_bgr: Iterable[np.ndarray], settings: PatchCoreSettings)
         )
         sigma = settings.blur_sigma if settings.coarse_sigma is None else settings.coarse_sigma
         coarse = CoarseBank(
-            cells, coarse_bank, settings.coarse_weight * spread, sigma, settings.coarse_relative
+            cells,
+            coarse_bank,
+            settings.coarse_weight * spread,
+            sigma,
+            settings.coarse_relative,
+            in_score=not settings.fine_score,
         )
         log.info(
             "coarse descriptor: %d-cell window, bank %d, weight %.3f, sigma %.1f, relative %.2f",

@@ -103,8 +103,11 @@ def test_train_model_evaluates_and_activates_only_when_configured(
     configured = dict(backbone="lite1", edge_padding=32, bank_size=8192, blur_sigma=12.0, aspect="pad")
     default = dict(backbone="lite0", edge_padding=0, bank_size=4096, blur_sigma=4.0, aspect="stretch")
     configured |= dict(coarse_window=0.6, coarse_weight=1.0, coarse_sigma=24.0, coarse_relative=0.5)
+    configured |= dict(fine_score=False)  # pad: a fine score needs stretch
     configured |= dict(image_size=320)
-    default |= dict(coarse_window=0.0, coarse_weight=0.5, coarse_sigma=None, coarse_relative=0.0)
+    default |= dict(
+        coarse_window=0.0, coarse_weight=0.5, coarse_sigma=None, coarse_relative=0.0, fine_score=False
+    )
     default |= dict(image_size=None)
     policy = configured if auto_activate else default
     assert fitted_with[-1] == policy | {"calibration_good": other_parts}

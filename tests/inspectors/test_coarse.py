@@ -125,3 +125,53 @@ def test_a_coarse_model_exports_both_searches_and_every_graph_scores_alike(
     )
     np.testing.assert_allclose(scores, exact_score, rtol=1e-4)
     np.testing.assert_allclose(maps, exact_map[:, 0], rtol=1e-4, atol=1e-4 * float(exact_score.max()))
+
+
+def test_a_fine_score_is_the_fine_maps_maximum_while_the_map_keeps_the_coarse_one() -> None:
+    images = [render_part(SIM, i, defect=None).image for i in range(8)]
+    scorer = fit_patchcore(images, replace(SETTINGS, fine_score=True))
+    assert scorer.coarse is not None and not scorer.coarse.in_score
+    parts = [render_part(SIM, 50 + i, defect="pit").image for i in range(3)]
+    with torch.no_grad():
+        f = scorer.features(torch.from_numpy(to_model_input(parts, scorer.preprocessing)))
+        m, score = scorer.score_features(f)
+        fine = scorer.smooth_y @ nearest_distances(f, scorer.bank, scorer.bank_sq) @ scorer.smooth_x.T
+    torch.testing.assert_close(score, fine.amax(dim=(1, 2, 3)))
+    torch.testing.assert_close(
+        m, fine + scorer.coarse_smooth_y @ scorer.coarse_scores(f) @ scorer.coarse_smooth_x.T
+    )
+    assert not torch.allclose(score, m.amax(dim=(1, 2, 3)))
+
+
+def test_a_fine_scored_model_scales_its_map_onto_the_scores_thresholds(tmp_path: Path) -> None:
+    settings = replace(SETTINGS, fine_score=True)
+    request = request_from_simulation(SIM, "fine", n_fit=8, n_calibration=12, settings=settings)
+    model_dir, card = fit_anomaly(request, tmp_path)
+    assert card.map_scale is not None and card.map_scale > 0
+    assert card.training["coarse"]["in_score"] is False and card.training["settings"]["fine_score"]
+    assert ModelCard.load(model_dir).map_scale == card.map_scale
+    inspector = AnomalyInspector(model_dir)
+    calibration_maps, calibration_scores = inspector.score_images(request.calibration_images)
+    # the good images' map maxima and scores share the quantile at the review budget (5 %)
+    peaks = calibration_maps.reshape(len(calibration_maps), -1).max(axis=1)
+    assert np.quantile(peaks, 0.95) == pytest.approx(np.quantile(calibration_scores, 0.95), rel=1e-4)
+    images = [render_part(SIM, 60 + i, defect="crack").image for i in range(3)]
+    maps, scores = inspector.score_images(images)
+    exact = ort.InferenceSession(str(model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
+    exact_map, exact_score = exact.run(None, {"image": to_model_input(images, card.preprocessing)})
+    np.testing.assert_allclose(scores, exact_score, rtol=1e-4)  # the graph's fine score
+    np.testing.assert_allclose(maps, exact_map[:, 0] * card.map_scale, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"fine_score": True}, "coarse_window > 0"),
+        ({"coarse_window": 0.6, "fine_score": True, "aspect": "pad"}, "stretch only"),
+    ],
+)
+def test_a_fine_score_needs_a_coarse_map_and_a_stretched_input(
+    options: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        PatchCoreSettings(**options)  # type: ignore[arg-type]

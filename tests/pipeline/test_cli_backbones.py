@@ -76,8 +76,9 @@ def test_fit_aspect_goes_into_the_model_card(mvtec_dir: Path, tmp_path: Path) ->
 def test_fit_coarse_window_goes_into_the_model_card(mvtec_dir: Path, tmp_path: Path) -> None:
     code, output = _fit(mvtec_dir, tmp_path, "--coarse-window", "1.5")
     assert code == 2 and "--coarse-window" in output
-    code, output = _fit(mvtec_dir, tmp_path, "--coarse-relative", "0.5")
-    assert code != 0 and "coarse_window > 0" in str(output)
+    for option in (("--coarse-relative", "0.5"), ("--fine-score",)):
+        code, output = _fit(mvtec_dir, tmp_path, *option)
+        assert code != 0 and "coarse_window > 0" in str(output)
     code, output = _fit(
         mvtec_dir,
         tmp_path,
@@ -90,10 +91,13 @@ def test_fit_coarse_window_goes_into_the_model_card(mvtec_dir: Path, tmp_path: P
             "16",
             "--coarse-relative",
             "0.5",
+            "--fine-score",
         ),
     )
     assert code == 0, output
-    training = json.loads(next((tmp_path / "data").rglob("model.json")).read_text())["training"]
+    card = json.loads(next((tmp_path / "data").rglob("model.json")).read_text())
+    training = card["training"]
+    assert training["coarse"]["in_score"] is False and card["map_scale"] > 0
     assert training["settings"]["coarse_window"] == 0.5 and training["settings"]["coarse_weight"] == 2.0
     assert training["coarse"]["window_cells"] >= 3 and training["coarse"]["weight"] > 0
     assert (training["coarse"]["sigma"], training["coarse"]["relative"]) == (16.0, 0.5)

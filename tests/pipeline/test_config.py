@@ -252,11 +252,20 @@ def test_review_threshold_above_fail_threshold_is_refused(tmp_path: Path) -> Non
     assert str(path) in message and "must not exceed" in message
 
 
-def test_a_coarse_maps_shape_without_a_coarse_window_is_refused(tmp_path: Path) -> None:
-    anomaly = {"model": "m", "coarse_relative": 0.5}
-    message, path = load_error(tmp_path, line_with(specialists={"anomaly": anomaly}))
+@pytest.mark.parametrize(
+    ("anomaly", "reason"),
+    [
+        ({"coarse_relative": 0.5}, "coarse_relative=0.5"),
+        ({"fine_score": True}, "fine_score=True"),
+        ({"coarse_window": 0.6, "fine_score": True, "aspect": "pad"}, "stretch only"),
+    ],
+)
+def test_a_coarse_maps_shape_without_a_coarse_window_is_refused(
+    tmp_path: Path, anomaly: dict[str, object], reason: str
+) -> None:
+    message, path = load_error(tmp_path, line_with(specialists={"anomaly": {"model": "m", **anomaly}}))
     assert str(path) in message and "specialists.anomaly" in message
-    assert "coarse_relative=0.5" in message and "coarse_window > 0" in message
+    assert reason in message and ("coarse_window > 0" in message or "pad" in message)
 
 
 def test_every_error_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
