@@ -26,8 +26,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from bench.timing import cpu_description, timed
+from bench.timing import timed
 from inspectors.anomaly import AnomalyInspector
+from inspectors.cpu_features import cpu_description
 from inspectors.model_card import ONNX_FILE
 from inspectors.preprocess import to_model_input
 from inspectors.training.fit_anomaly import export_and_calibrate, request_from_simulation

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from bench.timing import cpu_description, timed
+from bench.timing import timed
+from inspectors.cpu_features import cpu_description
 from inspectors.model_card import CPU_ONNX_FILE
 from inspectors.preprocess import Preprocessing, to_model_input
 from inspectors.training.fit_anomaly import export_and_calibrate, request_from_simulation

@@ -32,10 +32,9 @@ from onnx import helper, numpy_helper
 from pipeline.errors import ModelContractError
 
 SHORTLIST = 8  # candidates re-ranked per patch: 4 missed 1 in 500 on a clustered test bank, 8 none
-# The bank is stored as uint8 levels around a zero point of 128, not as int8. On x86 CPUs without VNNI
-# (AVX2, AVX-512F), ONNX Runtime's uint8 × int8 product adds pairs of products in 16 bits, which saturate
-# (255 × 127 × 2 > 32,767): patches far from the bank's mean then see whole clusters of entries alike
-# and the shortlist misses. The uint8 × uint8 product widens to 16 bits first and never saturates.
+# The bank is stored as uint8 levels around a zero point of 128, the form every CPU multiplies without
+# saturating; the loader turns them into int8 on CPUs with an 8-bit dot product, where that runs faster
+# (``onnx_session.bank_levels_for``).
 _BANK_ZERO = 128
 _PREFIX = "cpu_search_"
 _FAR = 1e30  # |b|² of a padding entry: never among the nearest

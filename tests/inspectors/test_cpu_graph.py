@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,10 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from inspectors import onnx_session
 from inspectors.anomaly import AnomalyInspector
 from inspectors.model_card import CPU_ONNX_FILE, ONNX_FILE, ModelCard
+from inspectors.onnx_session import bank_levels_for
 from inspectors.preprocess import to_model_input
 from inspectors.training.cpu_graph import write_cpu_graph
 from pipeline.errors import ModelContractError
@@ -122,7 +123,7 @@ def test_the_cpu_provider_loads_the_cpu_graph_and_scores_like_the_exact_one(
     assert card.parity["cpu_graph_max_rel_diff"] <= card.parity["tolerance"]
     with caplog.at_level(logging.INFO, logger="inspectors.onnx_session"):
         inspector = AnomalyInspector(anomaly_model_dir)
-    assert f"{CPU_ONNX_FILE} on CPUExecutionProvider" in caplog.text
+    assert f"{CPU_ONNX_FILE} (" in caplog.text
     images = [render_part(SimulationSettings(size=256, seed=9), i).image for i in range(6)]
     maps, scores = inspector.score_images(images)
     exact = ort.InferenceSession(str(anomaly_model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
@@ -139,25 +140,44 @@ def test_a_replaced_cpu_graph_is_refused(anomaly_model_dir: Path, tmp_path: Path
         AnomalyInspector(model)
 
 
-def test_a_cpu_graph_with_an_int8_bank_is_left_for_the_exact_one(
-    anomaly_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+def _levels(graph: bytes) -> dict[str, np.ndarray]:
+    model = onnx.load_model_from_string(graph)
+    return {
+        i.name: numpy_helper.to_array(i)
+        for i in model.graph.initializer
+        if i.name.endswith(("bank_q", "bank_zero"))
+    }
+
+
+def test_bank_levels_turn_signed_and_back_with_the_same_values(anomaly_model_dir: Path) -> None:
+    stored = (anomaly_model_dir / CPU_ONNX_FILE).read_bytes()
+    assert bank_levels_for(stored, signed=False) is stored  # written as uint8
+    signed = bank_levels_for(stored, signed=True)
+    before, after = _levels(stored), _levels(signed)
+    assert {a.dtype for a in before.values()} == {np.dtype(np.uint8)}
+    assert {a.dtype for a in after.values()} == {np.dtype(np.int8)}
+    for name in before:
+        if name.endswith("bank_q"):  # level minus zero point: what the product multiplies
+            zero = name.removesuffix("bank_q") + "bank_zero"
+            np.testing.assert_array_equal(
+                before[name].astype(np.int16) - before[zero].astype(np.int16)[None],
+                after[name].astype(np.int16) - after[zero].astype(np.int16)[None],
+            )
+    assert bank_levels_for(signed, signed=False) == stored
+
+
+@pytest.mark.parametrize("int8_dot_product", [True, False])
+def test_the_loader_gives_the_bank_the_form_this_cpu_multiplies_best(
+    anomaly_model_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    int8_dot_product: bool,
 ) -> None:
-    # CPU graphs written before the uint8 bank saturate on CPUs without VNNI: not loaded
-    model_dir = tmp_path / "model"
-    shutil.copytree(anomaly_model_dir, model_dir)
-    graph = onnx.load(str(model_dir / CPU_ONNX_FILE))
-    for init in graph.graph.initializer:
-        if init.name.endswith(("bank_q", "bank_zero")):
-            as_int8 = (numpy_helper.to_array(init).astype(np.int16) - 128).astype(np.int8)
-            init.CopyFrom(numpy_helper.from_array(as_int8, init.name))
-    onnx.save(graph, str(model_dir / CPU_ONNX_FILE))
-    card = ModelCard.load(model_dir)
-    card = replace(card, cpu_onnx_sha256=sha256_hex((model_dir / CPU_ONNX_FILE).read_bytes()))
-    card.save(model_dir)
+    monkeypatch.setattr(onnx_session, "has_int8_dot_product", lambda: int8_dot_product)
     with caplog.at_level(logging.INFO, logger="inspectors.onnx_session"):
-        AnomalyInspector(model_dir)
-    assert "its CPU graph has an int8 bank" in caplog.text
-    assert f"{ONNX_FILE} on CPUExecutionProvider" in caplog.text
+        AnomalyInspector(anomaly_model_dir)
+    form = "int8" if int8_dot_product else "uint8"
+    assert f"{CPU_ONNX_FILE} ({form} bank) on CPUExecutionProvider" in caplog.text
 
 
 def _skew(path: Path) -> None:
