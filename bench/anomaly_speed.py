@@ -5,7 +5,7 @@
 Fits a model on simulated good parts, then, on the same frames, measures
 images/s and p50/p99 latency at batch 1, 2 and 8 for the torch module and for its
 exported ONNX graph (both including preprocessing), and the end-to-end
-frames/s of ``inspect_camera`` over a folder of the same frames as PNG files
+frames/s of ``inspect_camera`` over folders of the same frames as PNG and as JPEG files
 (decode -> specialists -> decide -> store -> database row), split into the time
 inside ONNX Runtime, the anomaly specialist's own pre- and post-processing, and
 the pipeline around it; and, for reference, over the simulated camera (which
@@ -34,7 +34,7 @@ from inspectors.preprocess import to_model_input
 from inspectors.training.fit_anomaly import export_and_calibrate, request_from_simulation
 from inspectors.training.patchcore import PatchCoreSettings, fit_patchcore
 from pipeline.fitting import register_model_dir
-from pipeline.images import encode_png
+from pipeline.images import encode_jpeg, encode_png
 from pipeline.inspection import inspect_camera, open_workspace, orchestrator_for
 from pipeline.simulate import SimulationSettings, render_part
 
@@ -106,17 +106,21 @@ def main() -> None:
             f"(rounds {min(ratios):.2f}-{max(ratios):.2f})"
         )
 
-    folder = root / "frames"
-    folder.mkdir()
-    for i, frame in enumerate(frames):
-        (folder / f"{i:05d}.png").write_bytes(encode_png(frame))
+    # PNG, as the simulated camera stores them (noise-textured frames: 2-3 ms to decode), and JPEG, as the
+    # real datasets' cameras deliver them (a few tenths of a millisecond)
+    encoders = {"png": encode_png, "jpg": lambda image: encode_jpeg(image, quality=95)}
+    for suffix, encode in encoders.items():
+        (root / suffix).mkdir()
+        for i, frame in enumerate(frames):
+            (root / suffix / f"{i:05d}.{suffix}").write_bytes(encode(frame))
     config = root / "config"
     (config / "lines").mkdir(parents=True)
     (config / "qcflow.yaml").write_text("lines_dir: lines\n")
     (config / "lines" / "bench.yaml").write_text(
         "line_id: bench\nname: bench\nschedule: {interval_seconds: 60}\nbatch_size: 1000\n"
-        f"cameras:\n  - {{camera_id: files, source: '{folder}'}}\n"
-        f"  - {{camera_id: sim, source: 'sim://bench?seed=5&size={args.size}'}}\n"
+        "cameras:\n"
+        + "".join(f"  - {{camera_id: {suffix}, source: '{root / suffix}'}}\n" for suffix in encoders)
+        + f"  - {{camera_id: sim, source: 'sim://bench?seed=5&size={args.size}'}}\n"
         "specialists:\n  anomaly: {enabled: true, model: bench}\n"
     )
     ws = open_workspace(root / "data", config)
@@ -128,7 +132,11 @@ def main() -> None:
     in_ort, in_specialist = _Stopwatch(), _Stopwatch()
     anomaly.session.run = in_ort.wrap(anomaly.session.run)  # type: ignore[method-assign]
     anomaly.inspect = in_specialist.wrap(anomaly.inspect)  # type: ignore[method-assign]
-    for camera, what in (("files", "PNG files"), ("sim", "simulated camera")):
+    for camera, what in (
+        ("png", "PNG files"),
+        ("jpg", "JPEG files (quality 95)"),
+        ("sim", "simulated camera"),
+    ):
         in_ort.seconds = in_specialist.seconds = 0.0
         summary = inspect_camera(ws, line, camera, max_frames=args.frames)
         ort_share = in_ort.seconds / summary.seconds
