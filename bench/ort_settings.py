@@ -18,8 +18,9 @@ import numpy as np
 import onnxruntime as ort
 
 from bench.timing import timed
-from inspectors.cpu_features import cpu_description
+from inspectors.cpu_features import cpu_description, has_int8_dot_product
 from inspectors.model_card import CPU_ONNX_FILE
+from inspectors.onnx_session import bank_levels_for
 from inspectors.preprocess import Preprocessing, to_model_input
 from inspectors.training.fit_anomaly import export_and_calibrate, request_from_simulation
 from inspectors.training.patchcore import PatchCoreSettings, fit_patchcore
@@ -32,12 +33,12 @@ LEVELS = {
 }
 
 
-def _session(path: Path, level: str, threads: int, spinning: bool) -> ort.InferenceSession:
+def _session(graph: bytes, level: str, threads: int, spinning: bool) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
 def _plain(session: ort.InferenceSession, prep: Preprocessing) -> Callable[[list[np.ndarray]], object]:
@@ -86,10 +87,14 @@ def main() -> None:
         ("all, 2 threads, no spinning", "all", 2, False, _plain),
         ("all, 2 threads, spinning, IO binding", "all", 2, True, _bound),
     ]
-    print(f"ORT {ort.__version__}, {CPU_ONNX_FILE}, {args.frames} frames of 256 px; CPU {cpu_description()}")
+    signed = has_int8_dot_product()  # the bank's form inspection loads on this CPU
+    graph = bank_levels_for((model_dir / CPU_ONNX_FILE).read_bytes(), signed)
+    bank = "int8" if signed else "uint8"
+    print(f"ORT {ort.__version__}, {CPU_ONNX_FILE} ({bank} bank), {args.frames} frames of 256 px")
+    print(f"CPU {cpu_description()}")
     print(f"{'setting':<42}{'b1 img/s':>10}{'b1 p99':>8}{'b2 img/s':>10}{'b2 p99':>8}")
     for label, level, threads, spinning, wrap in variants:
-        run = wrap(_session(model_dir / CPU_ONNX_FILE, level, threads, spinning), prep)
+        run = wrap(_session(graph, level, threads, spinning), prep)
         one, two = timed(run, frames, 1), timed(run, frames, 2)
         print(
             f"{label:<42}{one['images_per_s']:>10.1f}{one['p99_ms']:>8.1f}"
