@@ -26,13 +26,12 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from bench.simulated_line import LINE, fit_simulated_model, write_line_config
 from bench.timing import timed
 from inspectors.anomaly import AnomalyInspector
 from inspectors.cpu_features import cpu_description
 from inspectors.model_card import ONNX_FILE
 from inspectors.preprocess import to_model_input
-from inspectors.training.fit_anomaly import export_and_calibrate, request_from_simulation
-from inspectors.training.patchcore import PatchCoreSettings, fit_patchcore
 from pipeline.fitting import register_model_dir
 from pipeline.images import encode_jpeg, encode_png
 from pipeline.inspection import inspect_camera, open_workspace, orchestrator_for
@@ -46,14 +45,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes of each path, medians shown")
     args = parser.parse_args()
     simulation = SimulationSettings(size=args.size, seed=5)
-    request = request_from_simulation(
-        simulation, "bench", n_fit=64, n_calibration=32, settings=PatchCoreSettings()
-    )
-    t0 = time.perf_counter()
-    scorer = fit_patchcore(request.good_images, request.settings)
-    fit_s = time.perf_counter() - t0
     root = Path(tempfile.mkdtemp(prefix="qcflow-bench-"))
-    model_dir, card = export_and_calibrate(scorer, request, fit_s, root / "models")
+    scorer, model_dir, card, fit_s = fit_simulated_model(simulation, root)
     frames = [render_part(simulation, i).image for i in range(args.frames)]
     inspector = AnomalyInspector(model_dir)
     prep = card.preprocessing
@@ -113,19 +106,11 @@ def main() -> None:
         (root / suffix).mkdir()
         for i, frame in enumerate(frames):
             (root / suffix / f"{i:05d}.{suffix}").write_bytes(encode(frame))
-    config = root / "config"
-    (config / "lines").mkdir(parents=True)
-    (config / "qcflow.yaml").write_text("lines_dir: lines\n")
-    (config / "lines" / "bench.yaml").write_text(
-        "line_id: bench\nname: bench\nschedule: {interval_seconds: 60}\nbatch_size: 1000\n"
-        "cameras:\n"
-        + "".join(f"  - {{camera_id: {suffix}, source: '{root / suffix}'}}\n" for suffix in encoders)
-        + f"  - {{camera_id: sim, source: 'sim://bench?seed=5&size={args.size}'}}\n"
-        "specialists:\n  anomaly: {enabled: true, model: bench}\n"
-    )
+    cameras = {suffix: str(root / suffix) for suffix in encoders}
+    config = write_line_config(root, {**cameras, "sim": f"sim://bench?seed=5&size={args.size}"})
     ws = open_workspace(root / "data", config)
     register_model_dir(ws, model_dir)
-    line = ws.line("bench")
+    line = ws.line(LINE)
     inspect_camera(ws, line, "sim", max_frames=16)  # warm-up: sessions, caches
     anomaly = next(i for i in orchestrator_for(ws, line).inspectors if isinstance(i, AnomalyInspector))
     # the cached orchestrator inspect_camera uses: ONNX Runtime alone, and the whole specialist

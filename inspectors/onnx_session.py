@@ -13,6 +13,7 @@ from onnx import numpy_helper
 
 from inspectors.cpu_features import has_int8_dot_product
 from inspectors.model_card import CPU_ONNX_FILE, ONNX_FILE, ModelCard
+from pipeline.config import load_environment
 from pipeline.errors import ModelContractError, QCError
 from pipeline.types import sha256_hex
 
@@ -61,16 +62,29 @@ def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
     onnx_path = model_dir / (CPU_ONNX_FILE if use_cpu_graph else ONNX_FILE)
     signed = has_int8_dot_product()
     graph = bank_levels_for(data[CPU_ONNX_FILE], signed) if use_cpu_graph else data[ONNX_FILE]
+    options = session_options()
     try:
-        session = ort.InferenceSession(graph, providers=providers)
+        session = ort.InferenceSession(graph, options, providers=providers)
     except Exception as exc:  # ORT raises its own untyped errors for bad graphs
         raise ModelContractError(f"{onnx_path}: ONNX Runtime cannot load it: {exc}") from exc
     check_contract(session, card, onnx_path)
     bank = f" ({'int8' if signed else 'uint8'} bank)" if use_cpu_graph else ""
+    threads = session.get_session_options().intra_op_num_threads or "one per core"
     log.info(
-        "%s %s: %s%s on %s", card.name, card.version, onnx_path.name, bank, ", ".join(session.get_providers())
-    )
+        "%s %s: %s%s on %s, %s threads",
+        card.name, card.version, onnx_path.name, bank, ", ".join(session.get_providers()), threads,
+    )  # fmt: skip
     return session, card
+
+
+def session_options() -> ort.SessionOptions:
+    """ONNX Runtime's defaults, with ``QCFLOW_INFERENCE_THREADS`` threads per session where it is set:
+    two worker processes on a 2-core machine each with 2 threads fight over the cores."""
+    options = ort.SessionOptions()
+    threads = load_environment().inference_threads
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
 
 
 def bank_levels_for(cpu_graph: bytes, signed: bool) -> bytes:

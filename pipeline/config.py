@@ -2,7 +2,8 @@
 
 ``config/qcflow.yaml`` holds the installation settings, ``config/lines/*.yaml``
 one production line each. Secrets and per-machine paths come from the
-environment (``QCFLOW_HOME``, ``QCFLOW_DATABASE_URL``, ``QCFLOW_CONFIG_DIR``).
+environment (``QCFLOW_HOME``, ``QCFLOW_DATABASE_URL``, ``QCFLOW_CONFIG_DIR``,
+``QCFLOW_INFERENCE_THREADS``).
 """
 
 from __future__ import annotations
@@ -260,6 +261,19 @@ class Environment(BaseSettings):
     home: Path = Path("qcflow-data")
     database_url: str | None = None
     config_dir: Path = DEFAULT_CONFIG_DIR
+    # ONNX Runtime threads per model session (None: one per core); 1 where several workers share the cores
+    inference_threads: int | None = Field(default=None, ge=1)
+
+
+def load_environment() -> Environment:
+    try:
+        return Environment()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"QCFLOW_{str(err['loc'][0]).upper()}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"environment: {problems}") from exc
 
 
 def _format_errors(path: Path, exc: ValidationError) -> str:

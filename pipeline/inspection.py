@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from pipeline.config import Environment, LineConfig, load_line
+from pipeline.config import LineConfig, load_environment, load_line
 from pipeline.db import repository as repo
 from pipeline.db.engine import (
     check_connection,
@@ -71,7 +71,7 @@ def open_workspace(
     data_dir: Path | None = None, config_dir: Path | None = None, database_url: str | None = None
 ) -> Workspace:
     """Create the data folder, reach the database and upgrade it to the newest schema."""
-    env = Environment()
+    env = load_environment()
     data_dir = Path(data_dir or env.home).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or env.database_url or default_database_url(data_dir)
