@@ -86,6 +86,8 @@ def _worker(
 ) -> None:
     if threads:
         os.environ["QCFLOW_INFERENCE_THREADS"] = str(threads)
+    else:  # ONNX Runtime's default, whatever the shell that started the benchmark set
+        os.environ.pop("QCFLOW_INFERENCE_THREADS", None)
     ws = open_workspace(data, config)
     register_model_dir(ws, model_dir)
     line = ws.line(LINE)
