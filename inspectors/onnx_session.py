@@ -69,10 +69,11 @@ def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
         raise ModelContractError(f"{onnx_path}: ONNX Runtime cannot load it: {exc}") from exc
     check_contract(session, card, onnx_path)
     bank = f" ({'int8' if signed else 'uint8'} bank)" if use_cpu_graph else ""
-    threads = session.get_session_options().intra_op_num_threads or "one per core"
+    threads = session.get_session_options().intra_op_num_threads
     log.info(
-        "%s %s: %s%s on %s, %s threads",
-        card.name, card.version, onnx_path.name, bank, ", ".join(session.get_providers()), threads,
+        "%s %s: %s%s on %s, %s",
+        card.name, card.version, onnx_path.name, bank, ", ".join(session.get_providers()),
+        f"{threads} threads" if threads else "a thread per core",
     )  # fmt: skip
     return session, card
 
