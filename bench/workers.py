@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.simulated_line import LINE, fit_simulated_model, write_line_config
 from inspectors.cpu_features import cpu_description
+from pipeline.config import THREADS_ENV
 from pipeline.fitting import register_model_dir
 from pipeline.images import encode_jpeg
 from pipeline.inspection import inspect_camera, open_workspace
@@ -85,9 +86,9 @@ def _worker(
     threads: int, data: Path, config: Path, model_dir: Path, frames: int, ready: Any, go: Any, done: Any
 ) -> None:
     if threads:
-        os.environ["QCFLOW_INFERENCE_THREADS"] = str(threads)
+        os.environ[THREADS_ENV] = str(threads)
     else:  # ONNX Runtime's default, whatever the shell that started the benchmark set
-        os.environ.pop("QCFLOW_INFERENCE_THREADS", None)
+        os.environ.pop(THREADS_ENV, None)
     ws = open_workspace(data, config)
     register_model_dir(ws, model_dir)
     line = ws.line(LINE)

@@ -265,6 +265,9 @@ class Environment(BaseSettings):
     inference_threads: int | None = Field(default=None, ge=1)
 
 
+THREADS_ENV = "QCFLOW_INFERENCE_THREADS"
+
+
 def load_environment() -> Environment:
     try:
         return Environment()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.evaluate_model import evaluate_on_dask
+from flows.evaluate_model import evaluate_on_dask, local_cluster_kwargs
 from pipeline.datasets import open_mvtec
 from pipeline.evaluate import evaluate_model
 
@@ -32,3 +32,12 @@ def test_dask_evaluation_matches_the_plain_function(
     ):
         assert spread[key] == pytest.approx(plain[key]), key
     assert (tmp_path / "metrics.json").is_file()
+
+
+def test_local_workers_share_the_cores_for_onnx_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QCFLOW_INFERENCE_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert local_cluster_kwargs(2)["env"] == {"QCFLOW_INFERENCE_THREADS": "4"}
+    assert local_cluster_kwargs(16)["env"] == {"QCFLOW_INFERENCE_THREADS": "1"}
+    monkeypatch.setenv("QCFLOW_INFERENCE_THREADS", "3")  # the user's choice is inherited as it is
+    assert local_cluster_kwargs(2)["env"] == {}
