@@ -1,10 +1,12 @@
 """Anomaly specialist speed: torch reference vs ONNX Runtime, and end-to-end inspect frames/s.
 
-    python -m bench.anomaly_speed [--frames 64] [--size 256] [--rounds 3]
+    python -m bench.anomaly_speed [--frames 64] [--size 256] [--rounds 3] [--batches 1 2 8] [--device cpu]
 
 Fits a model on simulated good parts, then, on the same frames, measures
-images/s and p50/p99 latency at batch 1, 2 and 8 for the torch module and for its
-exported ONNX graph (both including preprocessing), and the end-to-end
+images/s and p50/p99 latency at each batch size for the torch module (on
+``--device``: ``cuda`` on a GPU machine) and for its exported ONNX graph on the
+providers inspection picks (CUDA with onnxruntime-gpu; both paths include
+preprocessing and return their results to the CPU), and the end-to-end
 frames/s of ``inspect_camera`` over folders of the same frames as PNG and as JPEG files
 (decode -> specialists -> decide -> store -> database row), split into the time
 inside ONNX Runtime, the anomaly specialist's own pre- and post-processing, and
@@ -36,6 +38,7 @@ from pipeline.fitting import register_model_dir
 from pipeline.images import encode_jpeg, encode_png
 from pipeline.inspection import inspect_camera, open_workspace, orchestrator_for
 from pipeline.simulate import SimulationSettings, render_part
+from pipeline.torch_device import torch_device
 
 
 def main() -> None:
@@ -43,7 +46,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--size", type=int, default=256, help="frame side in pixels")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes of each path, medians shown")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 8])
+    parser.add_argument("--device", default="cpu", help="torch device of the reference: cpu, cuda, cuda:N")
     args = parser.parse_args()
+    device = torch_device(args.device)
     simulation = SimulationSettings(size=args.size, seed=5)
     root = Path(tempfile.mkdtemp(prefix="qcflow-bench-"))
     scorer, model_dir, card, fit_s = fit_simulated_model(simulation, root)
@@ -51,12 +57,15 @@ def main() -> None:
     inspector = AnomalyInspector(model_dir)
     prep = card.preprocessing
 
+    on_device = scorer.to(device)
+
     def torch_run(images: list[np.ndarray]) -> object:
         with torch.no_grad():
-            return scorer(torch.from_numpy(to_model_input(images, prep)))
+            return [t.cpu() for t in on_device(torch.from_numpy(to_model_input(images, prep)).to(device))]
 
     threads = torch.get_num_threads()
-    print(f"ORT {ort.__version__} {inspector.providers}; torch {torch.__version__}, {threads} threads")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{threads} threads"
+    print(f"ORT {ort.__version__} {inspector.providers}; torch {torch.__version__} on {where}")
     print(f"CPU {cpu_description()}")
     bank_mb = scorer.bank.numel() * 4 / 2**20
     onnx_mb = (model_dir / ONNX_FILE).stat().st_size / 2**20
@@ -73,7 +82,7 @@ def main() -> None:
     # Each round times every path once, in a rotated order, so that a slow spell of a shared machine
     # falls on all of them; the ratio is taken within each round.
     print(f"{'path':<10}{'batch':>6}{'images/s':>10}{'min-max':>14}{'p50 ms':>9}{'p99 ms':>9}")
-    for batch in (1, 2, 8):
+    for batch in args.batches:
         # the ONNX batch as given, not the inspector's default (CPU_BATCH on the CPU)
         paths = {
             "torch": torch_run,

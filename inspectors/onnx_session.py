@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import importlib.metadata
 import logging
 from pathlib import Path
@@ -20,6 +22,7 @@ from pipeline.types import sha256_hex
 log = logging.getLogger(__name__)
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+TENSORRT_LIBRARY = "libnvinfer.so.10"  # the TensorRT that onnxruntime-gpu's TensorRT provider links
 _SIGN_SHIFT = 128  # uint8 level = int8 level + 128, for a bank's levels and its zero point alike
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int64)": "int64"}
 
@@ -41,8 +44,34 @@ def check_single_runtime() -> None:
 
 
 def choose_providers(available: list[str] | None = None) -> list[str]:
+    """The preferred providers this ONNX Runtime offers, best first.
+
+    onnxruntime-gpu lists TensorRT whether or not TensorRT is installed; it is kept only where its
+    library loads, so that a machine without it goes straight to CUDA instead of failing over on every
+    session. Choosing CUDA loads the CUDA and cuDNN libraries of the ``nvidia-*`` wheels that
+    ``onnxruntime-gpu[cuda,cudnn]`` installs, which are not on the loader's path.
+    """
     available = ort.get_available_providers() if available is None else available
-    return [p for p in PREFERRED_PROVIDERS if p in available]
+    chosen = [p for p in PREFERRED_PROVIDERS if p in available]
+    if "TensorrtExecutionProvider" in chosen and not _loads(TENSORRT_LIBRARY):
+        chosen.remove("TensorrtExecutionProvider")
+    if "CUDAExecutionProvider" in chosen:
+        _preload_cuda_libraries()
+    return chosen
+
+
+def _loads(library: str) -> bool:
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu 1.21 and later
+        ort.preload_dlls()
 
 
 def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:

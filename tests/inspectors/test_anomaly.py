@@ -168,6 +168,14 @@ def test_providers_prefer_gpu_and_fall_back_to_cpu() -> None:
     assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
+def test_tensorrt_is_chosen_only_where_its_library_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu_build = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr("inspectors.onnx_session.TENSORRT_LIBRARY", "libqcflow-no-such-library.so")
+    assert choose_providers(gpu_build) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr("inspectors.onnx_session.TENSORRT_LIBRARY", "libc.so.6")  # one that loads
+    assert choose_providers(gpu_build) == gpu_build
+
+
 def test_both_onnxruntime_builds_installed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("importlib.metadata.version", lambda dist: "1.0")
     with pytest.raises(QCError, match="both onnxruntime and onnxruntime-gpu"):

@@ -25,6 +25,7 @@ def test_a_missing_gpu_is_refused_before_any_work() -> None:
         fit_patchcore(GOOD, PatchCoreSettings(bank_size=64, device="cuda"))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_a_gpu_fit_gives_the_cpu_fit_for_cpu_scoring() -> None:
     cpu = fit_patchcore(GOOD, PatchCoreSettings(bank_size=64))
