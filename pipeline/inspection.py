@@ -2,8 +2,10 @@
 
 Frames are processed in small chunks, each committed in one transaction after
 its images are on disk; the source watermark moves in the same transaction.
-A crash therefore loses at most the chunk in flight, which is re-read (and
-de-duplicated by the database) on the next run.
+A crash therefore loses at most the chunks in flight, which are re-read (and
+de-duplicated by the database) on the next run. While one chunk is inspected,
+the next is read and decoded and the previous one stored and committed, each
+stage in a thread of its own.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,16 +140,34 @@ def inspect_camera(
             repo.ensure_line(session, line.line_id, line.name)
             repo.ensure_camera(session, line.line_id, camera_id, uri, camera.mm_per_px)
             since = repo.get_watermark(session, line.line_id, camera_id, uri)
-        chunk: list[Pulled] = []
-        for item in source.read(since, max_frames or line.batch_size):
-            chunk.append(item)
-            if len(chunk) == CHUNK:
-                _log_chunk(ws, orchestrator, line, camera_id, uri, chunk, summary, flow_run_id, on_logged)
-                chunk = []
-        if chunk:
-            _log_chunk(ws, orchestrator, line, camera_id, uri, chunk, summary, flow_run_id, on_logged)
+        pulled = source.read(since, max_frames or line.batch_size)
+        # three stages at once: the next chunk is read and decoded, this one inspected, the last one
+        # stored and committed; one thread each, so chunks stay in order and the watermark only moves
+        # past a chunk once it is committed
+        with (
+            ThreadPoolExecutor(1, "qcflow-read") as reader,
+            ThreadPoolExecutor(1, "qcflow-log") as writer,
+        ):
+            next_chunk = reader.submit(_take, pulled, CHUNK)
+            logging_chunk: Future[None] | None = None
+            while chunk := next_chunk.result():
+                next_chunk = reader.submit(_take, pulled, CHUNK)
+                good = [p.frame for p in chunk if p.frame is not None]
+                results = orchestrator.inspect(good) if good else []
+                if logging_chunk is not None:
+                    logging_chunk.result()  # a failed commit stops the run before the next one
+                logging_chunk = writer.submit(
+                    _log_chunk, ws, orchestrator, line, camera_id, uri, chunk, results, summary,
+                    flow_run_id, on_logged,
+                )  # fmt: skip
+            if logging_chunk is not None:
+                logging_chunk.result()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _take(pulled: Iterator[Pulled], n: int) -> list[Pulled]:
+    return list(itertools.islice(pulled, n))
 
 
 def _log_chunk(
@@ -155,12 +177,12 @@ def _log_chunk(
     camera_id: str,
     uri: str,
     chunk: list[Pulled],
+    results: list[InspectionResult],
     summary: BatchSummary,
     flow_run_id: str | None,
     on_logged: OnLogged | None,
 ) -> None:
     good = [(p, p.frame) for p in chunk if p.frame is not None]
-    results = orchestrator.inspect([frame for _, frame in good]) if good else []
     store = ws.store
     for _, frame in good:
         store.put(frame.encoded)  # images on disk before the rows that point at them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
@@ -12,7 +13,7 @@ from pipeline.config import load_line
 from pipeline.db import repository as repo
 from pipeline.db.models import FindingRow, FrameRow, InspectionRow
 from pipeline.errors import ConfigError, ModelNotFound
-from pipeline.inspection import Workspace, inspect_camera
+from pipeline.inspection import CHUNK, Workspace, inspect_camera
 from pipeline.simulate import SimulationSettings, render_part
 from pipeline.types import Decision
 from tests.conftest import write_line_config
@@ -86,3 +87,30 @@ def test_unknown_camera_and_model_are_clear_errors(workspace: Workspace, tmp_pat
     config = write_line_config(tmp_path / "config3", "sim://x", line_id="other", model="missing-model")
     with pytest.raises(ModelNotFound, match="missing-model"):
         inspect_camera(workspace, load_line(config, "other"), "cam1")
+
+
+def test_a_failed_commit_keeps_the_chunks_before_it_and_the_next_run_resumes_there(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chunks are read, inspected and committed by three threads at once; the third commit fails
+    line = workspace.line("test")
+    commits = 0
+    set_watermark = repo.set_watermark
+
+    def failing_third(*args: Any) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == 3:
+            raise OSError("database went away")
+        set_watermark(*args)
+
+    monkeypatch.setattr(repo, "set_watermark", failing_third)
+    with pytest.raises(OSError, match="database went away"):
+        inspect_camera(workspace, line, "cam1", max_frames=5 * CHUNK)
+    assert _count(workspace, InspectionRow) == 2 * CHUNK  # the failed chunk's rows rolled back
+    monkeypatch.setattr(repo, "set_watermark", set_watermark)
+    rest = inspect_camera(workspace, line, "cam1", max_frames=3 * CHUNK)
+    assert rest.new_inspections == 3 * CHUNK
+    with workspace.session() as session:
+        frames = [r.frame_sha256 for r in repo.recent_inspections(session, "test", limit=10 * CHUNK)]
+    assert _count(workspace, InspectionRow) == len(set(frames)) == 5 * CHUNK
