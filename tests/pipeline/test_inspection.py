@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +11,14 @@ import cv2
 import pytest
 from sqlalchemy import func, select
 
+from pipeline import inspection
 from pipeline.config import load_line
 from pipeline.db import repository as repo
 from pipeline.db.models import FindingRow, FrameRow, InspectionRow
-from pipeline.errors import ConfigError, ModelNotFound
+from pipeline.errors import ConfigError, ModelNotFound, SourceUnavailable
 from pipeline.inspection import CHUNK, Workspace, inspect_camera
 from pipeline.simulate import SimulationSettings, render_part
+from pipeline.sources import Pulled
 from pipeline.types import Decision
 from tests.conftest import write_line_config
 
@@ -114,3 +118,24 @@ def test_a_failed_commit_keeps_the_chunks_before_it_and_the_next_run_resumes_the
     with workspace.session() as session:
         frames = [r.frame_sha256 for r in repo.recent_inspections(session, "test", limit=10 * CHUNK)]
     assert _count(workspace, InspectionRow) == len(set(frames)) == 5 * CHUNK
+
+
+def test_a_source_lost_mid_run_keeps_the_chunks_read_before(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = workspace.line("test")
+    real_open = inspection.open_source
+
+    class Dropping:
+        def __init__(self, *args: Any) -> None:
+            self.source = real_open(*args)
+            self.uri = self.source.uri
+
+        def read(self, since: str | None, limit: int) -> Iterator[Pulled]:
+            yield from itertools.islice(self.source.read(since, limit), 2 * CHUNK + 3)
+            raise SourceUnavailable("stream lost")
+
+    monkeypatch.setattr(inspection, "open_source", Dropping)
+    with pytest.raises(SourceUnavailable, match="stream lost"):
+        inspect_camera(workspace, line, "cam1", max_frames=5 * CHUNK)
+    assert _count(workspace, InspectionRow) == 2 * CHUNK  # the partial third chunk is read again next time
