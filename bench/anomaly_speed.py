@@ -110,18 +110,18 @@ def main() -> None:
         )
 
     # PNG, as the simulated camera stores them (noise-textured frames: 2-3 ms to decode), and JPEG, as the
-    # real datasets' cameras deliver them (a few tenths of a millisecond)
-    # "replay": JPEG again (other bytes, so new rows), for the run whose model outputs are replayed
-    encoders = {
-        "png": encode_png,
-        "jpg": lambda image: encode_jpeg(image, quality=95),
-        "replay": lambda image: encode_jpeg(image, quality=94),
+    # real datasets' cameras deliver them (a few tenths of a millisecond); "replay" holds the JPEG frames
+    # again (other bytes, so new rows) for the run whose model outputs are replayed
+    folders = {
+        "png": (".png", encode_png),
+        "jpg": (".jpg", lambda image: encode_jpeg(image, quality=95)),
+        "replay": (".jpg", lambda image: encode_jpeg(image, quality=94)),
     }
-    for suffix, encode in encoders.items():
-        (root / suffix).mkdir()
+    for name, (suffix, encode) in folders.items():
+        (root / name).mkdir()
         for i, frame in enumerate(frames):
-            (root / suffix / f"{i:05d}.{'png' if suffix == 'png' else 'jpg'}").write_bytes(encode(frame))
-    cameras = {suffix: str(root / suffix) for suffix in encoders}
+            (root / name / f"{i:05d}{suffix}").write_bytes(encode(frame))
+    cameras = {name: str(root / name) for name in folders}
     config = write_line_config(root, {**cameras, "sim": f"sim://bench?seed=5&size={args.size}"})
     ws = open_workspace(root / "data", config)
     register_model_dir(ws, model_dir)
