@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 TENSORRT_LIBRARY = "libnvinfer.so.10"  # the TensorRT that onnxruntime-gpu's TensorRT provider links
+CUDA_DRIVER_LIBRARY = "libcuda.so.1"  # the NVIDIA driver, which both GPU providers link: no driver, no GPU
+_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _SIGN_SHIFT = 128  # uint8 level = int8 level + 128, for a bank's levels and its zero point alike
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int64)": "int64"}
 
@@ -46,13 +48,16 @@ def check_single_runtime() -> None:
 def choose_providers(available: list[str] | None = None) -> list[str]:
     """The preferred providers this ONNX Runtime offers, best first.
 
-    onnxruntime-gpu lists TensorRT whether or not TensorRT is installed; it is kept only where its
-    library loads, so that a machine without it goes straight to CUDA instead of failing over on every
-    session. Choosing CUDA loads the CUDA and cuDNN libraries of the ``nvidia-*`` wheels that
-    ``onnxruntime-gpu[cuda,cudnn]`` installs, which are not on the loader's path.
+    onnxruntime-gpu lists its GPU providers whether or not the machine can run them; they are kept only
+    where the NVIDIA driver loads, and TensorRT only where its library does, so that a machine without
+    them goes straight to what it has instead of failing over with an error on every session. Choosing
+    CUDA loads the CUDA and cuDNN libraries of the ``nvidia-*`` wheels that ``onnxruntime-gpu[cuda,cudnn]``
+    installs, which are not on the loader's path.
     """
     available = ort.get_available_providers() if available is None else available
     chosen = [p for p in PREFERRED_PROVIDERS if p in available]
+    if any(p in _GPU_PROVIDERS for p in chosen) and not _loads(CUDA_DRIVER_LIBRARY):
+        chosen = [p for p in chosen if p not in _GPU_PROVIDERS]
     if "TensorrtExecutionProvider" in chosen and not _loads(TENSORRT_LIBRARY):
         chosen.remove("TensorrtExecutionProvider")
     if "CUDAExecutionProvider" in chosen:

@@ -160,7 +160,11 @@ def test_missing_card_is_refused(tmp_path: Path) -> None:
         AnomalyInspector(tmp_path)
 
 
-def test_providers_prefer_gpu_and_fall_back_to_cpu() -> None:
+MISSING_LIBRARY, LOADING_LIBRARY = "libqcflow-no-such-library.so", "libc.so.6"
+
+
+def test_providers_prefer_gpu_and_fall_back_to_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("inspectors.onnx_session.CUDA_DRIVER_LIBRARY", LOADING_LIBRARY)  # as on a GPU machine
     assert choose_providers(["CPUExecutionProvider", "CUDAExecutionProvider"]) == [
         "CUDAExecutionProvider",
         "CPUExecutionProvider",
@@ -168,12 +172,15 @@ def test_providers_prefer_gpu_and_fall_back_to_cpu() -> None:
     assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
-def test_tensorrt_is_chosen_only_where_its_library_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_providers_are_chosen_only_where_their_libraries_load(monkeypatch: pytest.MonkeyPatch) -> None:
     gpu_build = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    monkeypatch.setattr("inspectors.onnx_session.TENSORRT_LIBRARY", "libqcflow-no-such-library.so")
+    monkeypatch.setattr("inspectors.onnx_session.CUDA_DRIVER_LIBRARY", LOADING_LIBRARY)
+    monkeypatch.setattr("inspectors.onnx_session.TENSORRT_LIBRARY", MISSING_LIBRARY)
     assert choose_providers(gpu_build) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    monkeypatch.setattr("inspectors.onnx_session.TENSORRT_LIBRARY", "libc.so.6")  # one that loads
+    monkeypatch.setattr("inspectors.onnx_session.TENSORRT_LIBRARY", LOADING_LIBRARY)
     assert choose_providers(gpu_build) == gpu_build
+    monkeypatch.setattr("inspectors.onnx_session.CUDA_DRIVER_LIBRARY", MISSING_LIBRARY)  # no NVIDIA driver
+    assert choose_providers(gpu_build) == ["CPUExecutionProvider"]
 
 
 def test_both_onnxruntime_builds_installed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
