@@ -10,8 +10,11 @@ preprocessing and return their results to the CPU), and the end-to-end
 frames/s of ``inspect_camera`` over folders of the same frames as PNG and as JPEG files
 (decode -> specialists -> decide -> store -> database row), split into the time
 inside ONNX Runtime, the anomaly specialist's own pre- and post-processing, and
-the pipeline around it; for reference, over the simulated camera (which
-also renders and encodes every frame); and from JPEG files with the model's
+the pipeline around it, and against the model alone on the same inputs made
+beforehand (the pipeline's overhead: with its stages overlapped, the time
+inside ONNX Runtime also grows when the other stages slow the model down); for
+reference, over the simulated camera (which also renders and encodes every
+frame); and from JPEG files with the model's
 outputs replayed, which gives the pipeline's own ceiling (a fast GPU's case).
 """
 
@@ -128,6 +131,17 @@ def main() -> None:
     line = ws.line(LINE)
     inspect_camera(ws, line, "sim", max_frames=16)  # warm-up: sessions, caches
     anomaly = next(i for i in orchestrator_for(ws, line).inspectors if isinstance(i, AnomalyInspector))
+    # the model alone on the same frames, inputs made beforehand and batched as the specialist does:
+    # what a pipeline that cost nothing would reach
+    model_run, step = anomaly.session.run, anomaly.batch_size
+    inputs = [to_model_input(frames[i : i + step], prep) for i in range(0, len(frames), step)]
+
+    def model_alone() -> float:
+        started = time.perf_counter()
+        for batch in inputs:
+            model_run(["anomaly_map", "score"], {"image": batch})
+        return len(frames) / (time.perf_counter() - started)
+
     # the cached orchestrator inspect_camera uses: ONNX Runtime alone, and the whole specialist
     in_ort, in_specialist = _Stopwatch(), _Stopwatch()
     anomaly.session.run = in_ort.wrap(anomaly.session.run)  # type: ignore[method-assign]
@@ -141,15 +155,23 @@ def main() -> None:
         if camera == "replay":
             anomaly.session.run = _replaying(anomaly.session.run)  # type: ignore[method-assign]
         in_ort.seconds = in_specialist.seconds = 0.0
+        before = model_alone()  # just before and after, so that both meet the machine in the same state
         summary = inspect_camera(ws, line, camera, max_frames=args.frames)
+        alone = (before + model_alone()) / 2
+        rate = summary.frames / summary.seconds
         ort_share = in_ort.seconds / summary.seconds
         specialist_share = in_specialist.seconds / summary.seconds
         print(
-            f"end-to-end inspect_camera, {what}: {summary.frames / summary.seconds:.1f} frames/s over "
+            f"end-to-end inspect_camera, {what}: {rate:.1f} frames/s over "
             f"{summary.frames} frames (inside ONNX Runtime {ort_share:.0%} of the time, in the anomaly "
             f"specialist's pre- and post-processing {specialist_share - ort_share:.0%}, everything else "
             f"{1 - specialist_share:.0%})"
         )
+        if camera != "replay":
+            print(
+                f"  the model alone on these frames, just before and after: {alone:.1f} frames/s; the "
+                f"pipeline's overhead (1 - end to end / model alone): {1 - rate / alone:.0%}"
+            )
 
 
 def _replaying(run: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,6 +7,7 @@ import functools
 import importlib.metadata
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -25,6 +26,9 @@ PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CP
 TENSORRT_LIBRARY = "libnvinfer.so.10"  # the TensorRT that onnxruntime-gpu's TensorRT provider links
 CUDA_DRIVER_LIBRARY = "libcuda.so.1"  # the NVIDIA driver, which both GPU providers link: no driver, no GPU
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# TensorRT's optimisation profile: the batch sizes its engines take, smallest, tuned for, largest (the
+# inspectors' GPU batch is 16)
+TENSORRT_BATCHES = (1, 16, 64)
 _SIGN_SHIFT = 128  # uint8 level = int8 level + 128, for a bank's levels and its zero point alike
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int64)": "int64"}
 
@@ -98,7 +102,7 @@ def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
     graph = bank_levels_for(data[CPU_ONNX_FILE], signed) if use_cpu_graph else data[ONNX_FILE]
     options = session_options()
     try:
-        session = ort.InferenceSession(graph, options, providers=providers)
+        session = ort.InferenceSession(graph, options, providers=with_provider_options(providers, card))
     except Exception as exc:  # ORT raises its own untyped errors for bad graphs
         raise ModelContractError(f"{onnx_path}: ONNX Runtime cannot load it: {exc}") from exc
     check_contract(session, card, onnx_path)
@@ -110,6 +114,43 @@ def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
         f"{threads} threads" if threads else "a thread per core",
     )  # fmt: skip
     return session, card
+
+
+def with_provider_options(providers: list[str], card: ModelCard) -> list[str | tuple[str, dict[str, object]]]:
+    """``providers`` as a session takes them, TensorRT with its options.
+
+    TensorRT compiles its engines when a session opens, which takes minutes; they and its kernel
+    timings are kept under ``QCFLOW_HOME/cache/tensorrt`` (engine files are named by graph and GPU), so
+    a process that opens the same model again loads them. The optimisation profile spans batches
+    ``TENSORRT_BATCHES``: without one, TensorRT builds another engine for every new batch size, such as a
+    run's last, shorter chunk.
+    """
+    if "TensorrtExecutionProvider" not in providers:
+        return list(providers)
+    cache = Path(load_environment().home).resolve() / "cache" / "tensorrt"
+    cache.mkdir(parents=True, exist_ok=True)
+    options: dict[str, object] = {
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": True,
+    }
+    options.update(_tensorrt_profile(card.inputs))
+    return [(p, options) if p == "TensorrtExecutionProvider" else p for p in providers]
+
+
+def _tensorrt_profile(inputs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """``trt_profile_{min,opt,max}_shapes`` with the batch dimension at ``TENSORRT_BATCHES``; none where
+    another dimension varies (TensorRT then profiles the shapes it meets)."""
+    shapes = {name: list(spec["shape"]) for name, spec in inputs.items()}
+    if any(None in dims[1:] for dims in shapes.values()):
+        return {}
+    return {
+        f"trt_profile_{which}_shapes": ",".join(
+            f"{name}:" + "x".join(str(batch if d is None else d) for d in dims)
+            for name, dims in shapes.items()
+        )
+        for which, batch in zip(("min", "opt", "max"), TENSORRT_BATCHES, strict=True)
+    }
 
 
 def session_options() -> ort.SessionOptions:

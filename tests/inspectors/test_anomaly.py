@@ -11,12 +11,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from inspectors import onnx_session
 from inspectors.anomaly import CPU_BATCH, AnomalyInspector, Tiling, tile_boxes
 from inspectors.model_card import ModelCard
-from inspectors.onnx_session import check_single_runtime, choose_providers
+from inspectors.onnx_session import check_single_runtime, choose_providers, open_model
 from pipeline.decide import Thresholds
 from pipeline.errors import ModelContractError, QCError
 from pipeline.images import encode_png
@@ -170,6 +172,45 @@ def test_providers_prefer_gpu_and_fall_back_to_cpu(monkeypatch: pytest.MonkeyPat
         "CPUExecutionProvider",
     ]
     assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_tensorrt_keeps_its_engines_and_takes_every_batch_size_with_one_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, anomaly_model_dir: Path
+) -> None:
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    asked: list[object] = []
+    session = ort.InferenceSession
+
+    def session_on_cpu(graph: bytes, options: ort.SessionOptions, providers: list[object]) -> object:
+        asked.extend(providers)  # what a GPU machine's ONNX Runtime would be given; run here on the CPU
+        return session(graph, options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setenv("QCFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(onnx_session, "choose_providers", lambda: gpu)
+    monkeypatch.setattr(ort, "InferenceSession", session_on_cpu)
+    _, card = open_model(anomaly_model_dir)
+    (name, options), *rest = asked
+    assert name == "TensorrtExecutionProvider" and rest == gpu[1:]
+    cache = tmp_path / "home" / "cache" / "tensorrt"
+    assert cache.is_dir() and options["trt_engine_cache_path"] == str(cache.resolve())
+    assert options["trt_engine_cache_enable"] is True and options["trt_timing_cache_enable"] is True
+    _, channels, height, width = card.inputs["image"]["shape"]
+    assert [options[f"trt_profile_{k}_shapes"] for k in ("min", "opt", "max")] == [
+        f"image:{batch}x{channels}x{height}x{width}" for batch in (1, 16, 64)
+    ]
+
+
+def test_tensorrt_profiles_the_shapes_it_meets_where_more_than_the_batch_varies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, anomaly_model_dir: Path
+) -> None:
+    monkeypatch.setenv("QCFLOW_HOME", str(tmp_path))
+    card = ModelCard.load(anomaly_model_dir)
+    card.inputs["image"]["shape"] = [None, 3, None, None]
+    ((_, options), cpu) = onnx_session.with_provider_options(
+        ["TensorrtExecutionProvider", "CPUExecutionProvider"], card
+    )
+    assert cpu == "CPUExecutionProvider" and not any(k.startswith("trt_profile") for k in options)
+    assert onnx_session.with_provider_options(["CPUExecutionProvider"], card) == ["CPUExecutionProvider"]
 
 
 def test_gpu_providers_are_chosen_only_where_their_libraries_load(monkeypatch: pytest.MonkeyPatch) -> None:
