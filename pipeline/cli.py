@@ -10,6 +10,7 @@ import enum
 import functools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -85,12 +86,17 @@ def _calibration_summary(thresholds: dict[str, Any]) -> str | None:
 
 
 def _run_flow_with_progress(ws: Workspace, line_id: str, total: int, **flow_args: Any) -> dict[str, Any]:
-    """Runs the inspect_line flow; the bar follows inspections as they reach the database."""
+    """Runs the inspect_line flow; the bar follows inspections as they reach the database. Ctrl-C
+    ends the process at once (exit status 130), saying how many were logged: each chunk commits whole,
+    so a chunk in flight is either kept or read again by the next run."""
     _prefect_defaults(ws)
     from flows.inspect_line import inspect_line
 
-    with ws.session() as session:
-        before = sum(repo.decision_counts(session, line_id).values())
+    def inspections() -> int:
+        with ws.session() as session:
+            return sum(repo.decision_counts(session, line_id).values())
+
+    before = inspections()
     result: dict[str, Any] = {}
     done = threading.Event()
 
@@ -121,9 +127,20 @@ def _run_flow_with_progress(ws: Workspace, line_id: str, total: int, **flow_args
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task(line_id, total=total)
         worker.start()
-        while not done.wait(0.5):
-            with ws.session() as session:
-                progress.update(bar, completed=sum(repo.decision_counts(session, line_id).values()) - before)
+        try:
+            while not done.wait(0.5):
+                progress.update(bar, completed=inspections() - before)
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print(
+                f"interrupted: the {inspections() - before} inspections logged before it stay; the next "
+                "run goes on after them (frames that were in flight are read again)"
+            )
+            # the flow's thread may be inside ONNX Runtime: an orderly interpreter exit would tear the
+            # runtime's thread pool down under it, and the C++ runtime would abort
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         progress.update(bar, completed=result.get("frames", 0))
     if "error" in result:
         raise result["error"]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.db import repository as repo
+from pipeline.inspection import Workspace
 
 runner = CliRunner()
 
@@ -135,3 +139,35 @@ def test_pixel_auroc_by_type_scores_each_type_against_good_parts() -> None:
     by_type = _pixel_auroc_by_type([good, found, missed], [~np.ones_like(mask), mask, mask], [None, "a", "b"])
     assert by_type["a"] == 1.0
     assert by_type["b"] < 0.5  # its own mask scores below the rest of its frame
+
+
+def test_ctrl_c_during_inspect_says_what_stays_logged_and_ends_with_130(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.inspect_line
+
+    release = threading.Event()
+    monkeypatch.setattr(flows.inspect_line, "inspect_line", lambda *a, **k: release.wait(30))  # a long run
+    counts = iter([{"PASS": 10}, KeyboardInterrupt(), {"PASS": 50, "FAIL": 8}])
+
+    def decision_counts(*_: object) -> dict[str, int]:
+        value = next(counts)
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    class Exited(Exception):
+        pass
+
+    def exit_now(status: int) -> None:  # the process would end here, its flow thread with it
+        raise Exited(status)
+
+    monkeypatch.setattr(repo, "decision_counts", decision_counts)
+    monkeypatch.setattr(os, "_exit", exit_now)
+    data = ["--data-dir", str(workspace.data_dir), "--config-dir", str(workspace.config_dir)]
+    try:
+        result = runner.invoke(app, ["inspect", "--line", "test", *data])
+    finally:
+        release.set()
+    assert isinstance(result.exception, Exited) and result.exception.args == (130,)
+    assert "interrupted: the 48 inspections logged before it stay" in " ".join(result.output.split())
