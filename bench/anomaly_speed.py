@@ -162,7 +162,7 @@ def main() -> None:
         ort_share = in_ort.seconds / summary.seconds
         specialist_share = in_specialist.seconds / summary.seconds
         print(
-            f"end-to-end inspect_camera, {what}: {rate:.1f} frames/s over "
+            f"end-to-end inspect_camera (batch {anomaly.batch_size}), {what}: {rate:.1f} frames/s over "
             f"{summary.frames} frames (inside ONNX Runtime {ort_share:.0%} of the time, in the anomaly "
             f"specialist's pre- and post-processing {specialist_share - ort_share:.0%}, everything else "
             f"{1 - specialist_share:.0%})"

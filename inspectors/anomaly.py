@@ -15,6 +15,7 @@ import numpy as np
 
 from inspectors.onnx_session import open_model
 from inspectors.preprocess import to_model_input
+from pipeline.config import load_environment
 from pipeline.decide import Thresholds
 from pipeline.storage import heatmap_step
 from pipeline.types import Finding, FindingKind, Frame, Region
@@ -46,9 +47,10 @@ def tile_boxes(height: int, width: int, tiling: Tiling) -> list[tuple[int, int, 
     return [(x, y, tw, th) for y in _starts(height, th, stride) for x in _starts(width, tw, stride)]
 
 
-# Frames per ONNX Runtime call. On the CPU, batches past two are slower per frame (measured on the
-# bench: 7.6 ms a frame at 2, 9.8 ms at 16): the batch's patch-to-bank distance matrix, 12.8 MB a frame
-# for a 4,096 bank, no longer stays in the cache. A GPU wants larger batches.
+# Frames per ONNX Runtime call, unless QCFLOW_INFERENCE_BATCH says otherwise. On most CPUs measured,
+# batches past two are slower per frame (the first: 7.6 ms a frame at 2, 9.8 ms at 16): the batch's
+# patch-to-bank distance matrix, 12.8 MB a frame for a 4,096 bank, no longer stays in the cache; on an
+# AMD EPYC with AVX-512 VNNI, 8 was faster. A GPU wants larger batches.
 CPU_BATCH = 2
 GPU_BATCH = 16
 
@@ -63,7 +65,7 @@ class AnomalyInspector:
         mm_per_px: Mapping[str, float] | None = None,
         thresholds: Thresholds | None = None,
         tiling: Mapping[str, tuple[int, float]] | None = None,  # camera -> (tile_px, overlap)
-        batch_size: int | None = None,  # by provider: CPU_BATCH or GPU_BATCH
+        batch_size: int | None = None,  # else QCFLOW_INFERENCE_BATCH, else by provider
         min_region_px: int = 16,
     ) -> None:
         self.session, self.card = open_model(Path(model_dir))
@@ -73,7 +75,8 @@ class AnomalyInspector:
         self.mm_per_px = dict(mm_per_px or {})
         self.tiling = {camera: Tiling(*t) for camera, t in (tiling or {}).items()}
         on_cpu = self.providers[0] == "CPUExecutionProvider"
-        self.batch_size = batch_size or (CPU_BATCH if on_cpu else GPU_BATCH)
+        by_provider = CPU_BATCH if on_cpu else GPU_BATCH
+        self.batch_size = batch_size or load_environment().inference_batch or by_provider
         self.min_region_px = min_region_px
 
     def score_images(self, images_bgr: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
