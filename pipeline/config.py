@@ -256,9 +256,8 @@ class AppConfig(_Strict):
 class Environment(BaseSettings):
     """Per-machine settings and secrets: only from the environment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="QCFLOW_", extra="ignore", env_ignore_empty=True
-    )  # empty: unset
+    # a variable set to nothing counts as unset
+    model_config = SettingsConfigDict(env_prefix="QCFLOW_", extra="ignore", env_ignore_empty=True)
 
     home: Path = Path("qcflow-data")
     database_url: str | None = None
