@@ -67,8 +67,9 @@ class AnomalyInspector:
         tiling: Mapping[str, tuple[int, float]] | None = None,  # camera -> (tile_px, overlap)
         batch_size: int | None = None,  # else QCFLOW_INFERENCE_BATCH, else by provider
         min_region_px: int = 16,
+        threads: int | None = None,  # ONNX Runtime threads (None: QCFLOW_INFERENCE_THREADS, else a core each)
     ) -> None:
-        self.session, self.card = open_model(Path(model_dir))
+        self.session, self.card = open_model(Path(model_dir), threads)
         self.version = self.card.version
         self.providers = tuple(self.session.get_providers())
         self.thresholds = thresholds or self.card.thresholds

@@ -22,9 +22,14 @@ class DefectTypeInspector:
     name = "classifier"
 
     def __init__(
-        self, model_dir: Path, *, classes: Sequence[str] | None = None, batch_size: int = 16
+        self,
+        model_dir: Path,
+        *,
+        classes: Sequence[str] | None = None,
+        batch_size: int = 16,
+        threads: int | None = None,
     ) -> None:
-        self.session, self.card = open_model(Path(model_dir))
+        self.session, self.card = open_model(Path(model_dir), threads)
         self.version = self.card.version
         self.providers = tuple(self.session.get_providers())
         self.classes: list[str] = list(self.card.training.get("classes", []))

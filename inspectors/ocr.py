@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ TEXT_UNREADABLE = "text_unreadable"
 TEXT_MISSING = "text_missing"
 
 
-def _engine() -> object:
+def _engine(threads: int | None) -> object:
     try:
         from rapidocr import RapidOCR
     except ImportError as exc:
@@ -37,7 +38,7 @@ def _engine() -> object:
         "Det.limit_type": "max",
         "Det.limit_side_len": 320,
     }
-    threads = load_environment().inference_threads  # as for the project's own sessions (onnx_session)
+    threads = threads or load_environment().inference_threads  # as for the project's own (onnx_session)
     if threads is not None:
         params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
     return RapidOCR(params=params)
@@ -53,11 +54,13 @@ class LabelOcrInspector:
         roi: tuple[float, float, float, float] | None = None,
         pattern: str | None = None,
         min_confidence: float = 0.8,
+        threads: int | None = None,  # ONNX Runtime threads (None: QCFLOW_INFERENCE_THREADS, else a core each)
     ) -> None:
         self.roi, self.min_confidence = roi, min_confidence
         self.pattern = re.compile(pattern) if pattern else None
         self.version = f"rapidocr-{importlib.metadata.version('rapidocr')}"
-        self._ocr = _engine()
+        self._ocr = _engine(threads)
+        self._reading = threading.Lock()  # RapidOCR does not promise that its engine is thread-safe
 
     def _crop(self, pixels: np.ndarray) -> tuple[np.ndarray, int, int]:
         if self.roi is None:
@@ -69,7 +72,8 @@ class LabelOcrInspector:
     def read(self, pixels: np.ndarray) -> tuple[str, float, Region | None]:
         """Text (lines joined by a space), mean confidence, and its box in frame pixels."""
         crop, x0, y0 = self._crop(pixels)
-        out = self._ocr(crop)  # type: ignore[operator]
+        with self._reading:
+            out = self._ocr(crop)  # type: ignore[operator]
         if not out.txts:
             return "", 0.0, None
         points = np.concatenate([np.asarray(b) for b in out.boxes]).astype(int)

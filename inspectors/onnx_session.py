@@ -83,8 +83,9 @@ def _preload_cuda_libraries() -> None:
         ort.preload_dlls()
 
 
-def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
-    """Session plus card; raises ModelContractError naming the file on any mismatch.
+def open_model(model_dir: Path, threads: int | None = None) -> tuple[ort.InferenceSession, ModelCard]:
+    """Session (on ``threads`` threads: ``session_options``) plus card; raises ModelContractError
+    naming the file on any mismatch.
 
     Every graph file the card lists is checked against its sha256; the CPU provider loads the
     model's CPU graph when it has one, its bank's levels in the form this CPU multiplies best.
@@ -100,7 +101,7 @@ def open_model(model_dir: Path) -> tuple[ort.InferenceSession, ModelCard]:
     onnx_path = model_dir / (CPU_ONNX_FILE if use_cpu_graph else ONNX_FILE)
     signed = has_int8_dot_product()
     graph = bank_levels_for(data[CPU_ONNX_FILE], signed) if use_cpu_graph else data[ONNX_FILE]
-    options = session_options()
+    options = session_options(threads)
     try:
         session = ort.InferenceSession(graph, options, providers=with_provider_options(providers, card))
     except Exception as exc:  # ORT raises its own untyped errors for bad graphs
@@ -153,11 +154,12 @@ def _tensorrt_profile(inputs: dict[str, dict[str, Any]]) -> dict[str, str]:
     }
 
 
-def session_options() -> ort.SessionOptions:
-    """ONNX Runtime's defaults, with ``QCFLOW_INFERENCE_THREADS`` threads per session where it is set:
-    two worker processes on a 2-core machine each with 2 threads fight over the cores."""
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """ONNX Runtime's defaults, on ``threads`` threads, else ``QCFLOW_INFERENCE_THREADS`` where it is
+    set, else one per core: two worker processes on a 2-core machine each with 2 threads fight over
+    the cores."""
     options = ort.SessionOptions()
-    threads = load_environment().inference_threads
+    threads = threads or load_environment().inference_threads
     if threads is not None:
         options.intra_op_num_threads = threads
     return options

@@ -8,6 +8,7 @@ environment (``QCFLOW_HOME``, ``QCFLOW_DATABASE_URL``, ``QCFLOW_CONFIG_DIR``,
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -266,9 +267,23 @@ class Environment(BaseSettings):
     inference_threads: int | None = Field(default=None, ge=1)
     # frames per anomaly-model call (None: by provider); which is fastest depends on the CPU
     inference_batch: int | None = Field(default=None, ge=1)
+    # chunks of frames an inspection run has in its models at once (None: INFERENCE_LANES)
+    inference_lanes: int | None = Field(default=None, ge=1)
+
+    def lanes(self) -> int:
+        return self.inference_lanes or INFERENCE_LANES
+
+    def lane_threads(self) -> int:
+        """ONNX Runtime threads per session of an inspection run: ``inference_threads`` where set, else
+        the cores shared out among the lanes."""
+        return self.inference_threads or max(1, (os.cpu_count() or 1) // self.lanes())
 
 
 THREADS_ENV = "QCFLOW_INFERENCE_THREADS"
+# Two chunks in the models at once, each session on half the cores: one lane's decoding, resizing and
+# heat maps run while the other's model does, and a model on one thread never waits for a second
+# thread that the pipeline holds up (measured: docs/benchmarks.md, "Inference lanes")
+INFERENCE_LANES = 2
 
 
 def load_environment() -> Environment:

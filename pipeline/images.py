@@ -10,6 +10,8 @@ import numpy as np
 from pipeline.errors import FrameError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+# OpenCV's JET colours of the levels 0..255, as a table: a lookup in it costs half of applyColorMap
+_JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET).reshape(1, 256, 3)
 
 
 def decode_image(data: bytes, where: str) -> np.ndarray:
@@ -38,6 +40,11 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape != shape:
         mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     return mask > 127
+
+
+def jet_colours(levels: np.ndarray) -> np.ndarray:
+    """H×W uint8 levels -> H×W×3 BGR in the JET colour map: 0 dark blue, 255 dark red."""
+    return cv2.LUT(cv2.merge([levels, levels, levels]), _JET)
 
 
 def encode_png(image: np.ndarray) -> bytes:

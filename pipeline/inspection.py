@@ -16,7 +16,7 @@ import hashlib
 import itertools
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -106,16 +106,19 @@ class BatchSummary:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_orchestrator(line_json: str, model_dirs: tuple[tuple[str, str], ...]) -> Orchestrator:
+def _cached_orchestrator(
+    line_json: str, model_dirs: tuple[tuple[str, str], ...], threads: int
+) -> Orchestrator:
     line = LineConfig.model_validate_json(line_json)
-    return build_orchestrator(line, {name: Path(path) for name, path in model_dirs})
+    return build_orchestrator(line, {name: Path(path) for name, path in model_dirs}, threads)
 
 
 def orchestrator_for(ws: Workspace, line: LineConfig) -> Orchestrator:
-    """The line's orchestrator with its models resolved in the registry (cached: sessions are costly)."""
+    """The line's orchestrator with its models resolved in the registry (cached: sessions are costly),
+    each model session on its share of the cores among the inspection lanes."""
     with ws.session() as session:
         dirs = tuple((n, repo.get_active_model(session, n).path) for n in line.model_names())
-    return _cached_orchestrator(line.model_dump_json(), dirs)
+    return _cached_orchestrator(line.model_dump_json(), dirs, load_environment().lane_threads())
 
 
 def inspect_camera(
@@ -141,33 +144,56 @@ def inspect_camera(
             repo.ensure_camera(session, line.line_id, camera_id, uri, camera.mm_per_px)
             since = repo.get_watermark(session, line.line_id, camera_id, uri)
         pulled = source.read(since, max_frames or line.batch_size)
-        # three stages at once: the next chunk is read and decoded, this one inspected, the last one
-        # stored and committed; one thread each, so chunks stay in order and the watermark only moves
-        # past a chunk once it is committed
+        lanes = load_environment().lanes()
+        # the stages at once: the next chunk is read and decoded, ``lanes`` chunks inspected, the last
+        # one stored and committed; one thread to read and one to log, so chunks are logged in order
+        # and the watermark only moves past a chunk once it and every chunk before it are committed
         with (
             ThreadPoolExecutor(1, "qcflow-read") as reader,
+            ThreadPoolExecutor(lanes, "qcflow-inspect") as inspecting,
             ThreadPoolExecutor(1, "qcflow-log") as writer,
         ):
             next_chunk = reader.submit(_take, pulled, CHUNK)
+            in_models: deque[tuple[list[Pulled], Future[list[InspectionResult]]]] = deque()
             logging_chunk: Future[None] | None = None
-            while chunk := next_chunk.result():
-                next_chunk = reader.submit(_take, pulled, CHUNK)
-                good = [p.frame for p in chunk if p.frame is not None]
-                results = orchestrator.inspect(good) if good else []
+            lost: Exception | None = None  # the source failed: what was read before it is still logged
+            while True:
+                chunk: list[Pulled] = []
+                if lost is None:
+                    try:
+                        chunk = next_chunk.result()
+                    except Exception as exc:
+                        lost = exc
+                if chunk:
+                    next_chunk = reader.submit(_take, pulled, CHUNK)
+                    in_models.append((chunk, inspecting.submit(_inspect, orchestrator, chunk)))
+                    if len(in_models) < lanes:
+                        continue
+                if not in_models:
+                    break
+                done, inspected = in_models.popleft()
+                results = inspected.result()
                 if logging_chunk is not None:
                     logging_chunk.result()  # a failed commit stops the run before the next one
                 logging_chunk = writer.submit(
-                    _log_chunk, ws, orchestrator, line, camera_id, uri, chunk, results, summary,
+                    _log_chunk, ws, orchestrator, line, camera_id, uri, done, results, summary,
                     flow_run_id, on_logged,
                 )  # fmt: skip
             if logging_chunk is not None:
                 logging_chunk.result()
+            if lost is not None:
+                raise lost
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _take(pulled: Iterator[Pulled], n: int) -> list[Pulled]:
     return list(itertools.islice(pulled, n))
+
+
+def _inspect(orchestrator: Orchestrator, chunk: list[Pulled]) -> list[InspectionResult]:
+    good = [p.frame for p in chunk if p.frame is not None]
+    return orchestrator.inspect(good) if good else []
 
 
 def _log_chunk(
@@ -185,7 +211,7 @@ def _log_chunk(
     good = [(p, p.frame) for p in chunk if p.frame is not None]
     store = ws.store
     for _, frame in good:
-        store.put(frame.encoded)  # images on disk before the rows that point at them
+        store.put_frame(frame)  # images on disk before the rows that point at them
     heatmaps = [_store_heatmap(store, r, orchestrator) for r in results]
     logged: list[tuple[Frame, InspectionResult]] = []
     with ws.session() as session, session.begin():

@@ -85,8 +85,12 @@ class Orchestrator:
         return results
 
 
-def build_orchestrator(line: LineConfig, model_dirs: Mapping[str, Path]) -> Orchestrator:
-    """Instantiate the line's enabled specialists; ``model_dirs`` maps model name -> folder."""
+def build_orchestrator(
+    line: LineConfig, model_dirs: Mapping[str, Path], threads: int | None = None
+) -> Orchestrator:
+    """Instantiate the line's enabled specialists; ``model_dirs`` maps model name -> folder, ``threads``
+    gives each model session its ONNX Runtime threads (None: ``QCFLOW_INFERENCE_THREADS``, else a core
+    each)."""
     specialists = line.specialists
     inspectors: list[Inspector | RegionInspector] = []
     thresholds = None
@@ -99,16 +103,21 @@ def build_orchestrator(line: LineConfig, model_dirs: Mapping[str, Path]) -> Orch
         )
         mm = {c.camera_id: c.mm_per_px for c in line.cameras if c.mm_per_px}
         tiling = {c.camera_id: (c.tile_px, c.tile_overlap) for c in line.cameras if c.tile_px}
-        scorer = anomaly_scorer(model_dirs[anomaly.model], mm_per_px=mm, thresholds=override, tiling=tiling)
+        scorer = anomaly_scorer(
+            model_dirs[anomaly.model], mm_per_px=mm, thresholds=override, tiling=tiling, threads=threads
+        )
         inspectors.append(scorer)
         thresholds = scorer.thresholds
     if specialists.classifier is not None and specialists.classifier.enabled:
         clf = specialists.classifier
-        inspectors.append(inspector_class("classifier")(model_dirs[clf.model], classes=clf.classes))
+        classify = inspector_class("classifier")
+        inspectors.append(classify(model_dirs[clf.model], classes=clf.classes, threads=threads))
     if specialists.ocr is not None and specialists.ocr.enabled:
         ocr = specialists.ocr
         inspectors.append(
-            inspector_class("ocr")(roi=ocr.roi, pattern=ocr.pattern, min_confidence=ocr.min_confidence)
+            inspector_class("ocr")(
+                roi=ocr.roi, pattern=ocr.pattern, min_confidence=ocr.min_confidence, threads=threads
+            )
         )
     describe = describer() if specialists.describe is not None and specialists.describe.enabled else None
     identity = {

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from pipeline.errors import StorageError
-from pipeline.images import encode_jpeg
-from pipeline.types import sha256_hex
+from pipeline.images import encode_jpeg, jet_colours
+from pipeline.types import Frame, sha256_hex
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 HEATMAP_MAX_SIDE = 1024  # px on the stored heat map picture's longer side, at the most
@@ -40,7 +40,16 @@ class ImageStore:
 
     def put(self, data: bytes) -> str:
         """Store bytes; returns their sha256."""
-        digest = sha256_hex(data)
+        return self._write(data, sha256_hex(data))
+
+    def put_frame(self, frame: Frame) -> str:
+        """Store a frame's encoded bytes under its sha256, which the frame checked when it was made
+        (a 12 MP frame's bytes take milliseconds to hash)."""
+        if not frame.encoded:
+            raise StorageError(f"frame from {frame.source_uri}: no encoded bytes to store")
+        return self._write(frame.encoded, frame.sha256)
+
+    def _write(self, data: bytes, digest: str) -> str:
         path = self.path_for(digest)
         if path.exists():
             return digest
@@ -97,6 +106,6 @@ class ImageStore:
         if step > 1:
             size = (max(1, width // step), max(1, height // step))
             heatmap = cv2.resize(heatmap, size, interpolation=cv2.INTER_AREA)
-        level = np.clip(heatmap / max(scale, 1e-12), 0.0, 1.0)
-        colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
-        return self.put(encode_jpeg(colour))
+        scale = max(scale, 1e-12)
+        levels = cv2.convertScaleAbs(np.clip(heatmap, 0.0, scale), alpha=255.0 / scale)  # 0..255
+        return self.put(encode_jpeg(jet_colours(levels)))

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from pipeline.decide import Thresholds
-from pipeline.images import encode_png
+from pipeline.images import encode_png, jet_colours
 from pipeline.reports.metrics import ClassRecall
 
 THUMBNAIL_PX = 160
@@ -115,7 +115,7 @@ def miss_thumbnail(
     level = np.clip(
         (cv2.resize(small_map, (THUMBNAIL_PX, h)) - normal_level) / (top - normal_level), 0.0, 1.0
     )
-    heat = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    heat = jet_colours((level * 255).astype(np.uint8))
     # Opacity grows with the level, so normal areas show the part itself rather than a blue wash.
     alpha = (HEATMAP_WEIGHT * level)[..., None]
     blended = (image * (1 - alpha) + heat * alpha).astype(np.uint8)

@@ -49,9 +49,11 @@ def test_the_ocr_engine_gets_the_same_threads(monkeypatch: pytest.MonkeyPatch) -
     fake.RapidOCR = lambda params: given.update(params)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "rapidocr", fake)
     monkeypatch.setenv("QCFLOW_INFERENCE_THREADS", "1")
-    _engine()
+    _engine(None)
     assert given["EngineConfig.onnxruntime.intra_op_num_threads"] == 1
+    _engine(3)  # an inspection lane's share of the cores
+    assert given["EngineConfig.onnxruntime.intra_op_num_threads"] == 3
     monkeypatch.delenv("QCFLOW_INFERENCE_THREADS")
     given.clear()
-    _engine()
+    _engine(None)
     assert "EngineConfig.onnxruntime.intra_op_num_threads" not in given

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 
 from pipeline.errors import StorageError
+from pipeline.images import decode_image, encode_png
 from pipeline.storage import HEATMAP_MAX_SIDE, ImageStore
+from pipeline.types import Frame, sha256_hex
 
 
 def all_files(root: Path) -> list[Path]:
@@ -25,6 +28,18 @@ def test_put_get_round_trip_returns_the_sha256(tmp_path: Path) -> None:
     digest = store.put(data)
     assert digest == hashlib.sha256(data).hexdigest()
     assert store.get(digest) == data
+
+
+def test_a_frame_is_stored_under_its_own_digest_and_one_without_bytes_is_refused(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    data = encode_png(np.full((16, 16, 3), 7, np.uint8))
+    at = datetime(2026, 11, 28, tzinfo=UTC)
+    frame = Frame(decode_image(data, "t"), "L1", "cam1", at, sha256_hex(data), "test://1", data)
+    assert store.put_frame(frame) == frame.sha256 == store.put(data)
+    assert store.get(frame.sha256) == data and len(all_files(tmp_path)) == 1
+    bare = Frame(frame.pixels, "L1", "cam1", at, frame.sha256, "test://2")
+    with pytest.raises(StorageError, match="frame from test://2: no encoded bytes"):
+        store.put_frame(bare)
 
 
 def test_object_path_layout(tmp_path: Path) -> None:
@@ -96,7 +111,7 @@ def test_put_heatmap_is_a_jpeg_of_the_map_size_coloured_by_scale(tmp_path: Path)
     store = ImageStore(tmp_path)
     heatmap = np.zeros((30, 50), np.float32)
     heatmap[:, 25:] = 4.0  # right half at (and beyond) full scale
-    heatmap[0, 49] = 100.0  # clipped, not wrapped around
+    heatmap[0, 49] = 1e30  # clipped, not wrapped around
     digest = store.put_heatmap(heatmap, scale=2.0)
     data = store.get(digest)
     assert data.startswith(b"\xff\xd8\xff")
