@@ -3,7 +3,8 @@
     python -m bench.workers [--frames 256] [--size 256] [--layouts 1x0 2x0 2x1] [--rounds 2]
 
 A layout ``PxT`` runs P worker processes at once, each with ``QCFLOW_INFERENCE_THREADS=T`` (0: unset,
-ONNX Runtime's one thread per core), each inspecting ``--frames`` JPEG frames of a simulated line into its
+the cores shared out among the worker's inspection lanes, ``QCFLOW_INFERENCE_LANES`` as the shell sets
+it), each inspecting ``--frames`` JPEG frames of a simulated line into its
 own data folder (as two lines, or two cameras of one line, would). They start together; the figure is
 all their frames over the wall time until the last one ends.
 """
@@ -87,7 +88,7 @@ def _worker(
 ) -> None:
     if threads:
         os.environ[THREADS_ENV] = str(threads)
-    else:  # ONNX Runtime's default, whatever the shell that started the benchmark set
+    else:  # the lanes' share of the cores, whatever the shell that started the benchmark set
         os.environ.pop(THREADS_ENV, None)
     ws = open_workspace(data, config)
     register_model_dir(ws, model_dir)
