@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.simulated_line import LINE, fit_simulated_model, write_line_config
 from inspectors.cpu_features import cpu_description
-from pipeline.config import THREADS_ENV
+from pipeline.config import THREADS_ENV, load_environment
 from pipeline.fitting import register_model_dir
 from pipeline.images import encode_jpeg
 from pipeline.inspection import inspect_camera, open_workspace
@@ -45,7 +45,8 @@ def main() -> None:
         (frames / f"{i:05d}.jpg").write_bytes(encode_jpeg(render_part(simulation, i).image, quality=95))
     config = write_line_config(root, {"files": str(frames)})
     print(
-        f"CPU {cpu_description()}, {os.cpu_count()} cores; {args.frames} frames of {args.size} px per worker"
+        f"CPU {cpu_description()}, {os.cpu_count()} cores; {args.frames} frames of {args.size} px per "
+        f"worker, {load_environment().lanes()} inspection lanes each"
     )
     results: dict[str, list[float]] = {layout: [] for layout in args.layouts}
     for r in range(args.rounds):
@@ -56,7 +57,7 @@ def main() -> None:
     print(f"{'layout':<8}{'processes':>10}{'threads':>9}{'frames/s':>10}   rounds")
     for layout, rates in results.items():
         processes, threads = layout.split("x")
-        threads = "cores" if threads == "0" else threads
+        threads = "share" if threads == "0" else threads  # the cores shared out among the lanes
         shown = ", ".join(f"{rate:.1f}" for rate in rates)
         print(f"{layout:<8}{processes:>10}{threads:>9}{statistics.median(rates):>10.1f}   {shown}")
 
