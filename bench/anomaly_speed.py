@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -224,10 +225,11 @@ def _replaying(run: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Stopwatch:
-    """Adds up the seconds spent in the callables it wraps."""
+    """Adds up the seconds spent in the callables it wraps, from any number of threads."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self._adding = threading.Lock()
 
     def wrap(self, call: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -235,7 +237,9 @@ class _Stopwatch:
             try:
                 return call(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                with self._adding:
+                    self.seconds += elapsed
 
         return timed
 

@@ -67,7 +67,7 @@ class AnomalyInspector:
         tiling: Mapping[str, tuple[int, float]] | None = None,  # camera -> (tile_px, overlap)
         batch_size: int | None = None,  # else QCFLOW_INFERENCE_BATCH, else by provider
         min_region_px: int = 16,
-        threads: int | None = None,  # ONNX Runtime threads (None: QCFLOW_INFERENCE_THREADS, else a core each)
+        threads: int | None = None,  # ONNX Runtime's (None: QCFLOW_INFERENCE_THREADS, else one per core)
     ) -> None:
         self.session, self.card = open_model(Path(model_dir), threads)
         self.version = self.card.version

@@ -54,7 +54,7 @@ class LabelOcrInspector:
         roi: tuple[float, float, float, float] | None = None,
         pattern: str | None = None,
         min_confidence: float = 0.8,
-        threads: int | None = None,  # ONNX Runtime threads (None: QCFLOW_INFERENCE_THREADS, else a core each)
+        threads: int | None = None,  # ONNX Runtime's (None: QCFLOW_INFERENCE_THREADS, else one per core)
     ) -> None:
         self.roi, self.min_confidence = roi, min_confidence
         self.pattern = re.compile(pattern) if pattern else None

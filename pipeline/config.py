@@ -3,7 +3,7 @@
 ``config/qcflow.yaml`` holds the installation settings, ``config/lines/*.yaml``
 one production line each. Secrets and per-machine paths come from the
 environment (``QCFLOW_HOME``, ``QCFLOW_DATABASE_URL``, ``QCFLOW_CONFIG_DIR``,
-``QCFLOW_INFERENCE_THREADS``, ``QCFLOW_INFERENCE_BATCH``).
+``QCFLOW_INFERENCE_THREADS``, ``QCFLOW_INFERENCE_BATCH``, ``QCFLOW_INFERENCE_LANES``).
 """
 
 from __future__ import annotations
@@ -263,7 +263,8 @@ class Environment(BaseSettings):
     home: Path = Path("qcflow-data")
     database_url: str | None = None
     config_dir: Path = DEFAULT_CONFIG_DIR
-    # ONNX Runtime threads per model session (None: one per core); 1 where several workers share the cores
+    # ONNX Runtime threads per model session (None: the lanes' share of the cores in an inspection run,
+    # else one per core); 1 where several workers share the cores
     inference_threads: int | None = Field(default=None, ge=1)
     # frames per anomaly-model call (None: by provider); which is fastest depends on the CPU
     inference_batch: int | None = Field(default=None, ge=1)

@@ -89,8 +89,8 @@ def build_orchestrator(
     line: LineConfig, model_dirs: Mapping[str, Path], threads: int | None = None
 ) -> Orchestrator:
     """Instantiate the line's enabled specialists; ``model_dirs`` maps model name -> folder, ``threads``
-    gives each model session its ONNX Runtime threads (None: ``QCFLOW_INFERENCE_THREADS``, else a core
-    each)."""
+    gives each model session its ONNX Runtime threads (None: ``QCFLOW_INFERENCE_THREADS``, else one per
+    core)."""
     specialists = line.specialists
     inspectors: list[Inspector | RegionInspector] = []
     thresholds = None
