@@ -38,7 +38,7 @@ def _engine(threads: int | None) -> object:
         "Det.limit_type": "max",
         "Det.limit_side_len": 320,
     }
-    threads = threads or load_environment().inference_threads  # as for the project's own (onnx_session)
+    threads = load_environment().session_threads(threads)
     if threads is not None:
         params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
     return RapidOCR(params=params)

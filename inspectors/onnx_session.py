@@ -159,7 +159,7 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     set, else one per core: two worker processes on a 2-core machine each with 2 threads fight over
     the cores."""
     options = ort.SessionOptions()
-    threads = threads or load_environment().inference_threads
+    threads = load_environment().session_threads(threads)
     if threads is not None:
         options.intra_op_num_threads = threads
     return options

@@ -274,10 +274,15 @@ class Environment(BaseSettings):
     def lanes(self) -> int:
         return self.inference_lanes or INFERENCE_LANES
 
+    def session_threads(self, threads: int | None = None) -> int | None:
+        """ONNX Runtime threads for one session: ``threads`` where given, else ``inference_threads``;
+        None leaves ONNX Runtime's own choice, one per core."""
+        return threads or self.inference_threads
+
     def lane_threads(self) -> int:
         """ONNX Runtime threads per session of an inspection run: ``inference_threads`` where set, else
         the cores shared out among the lanes."""
-        return self.inference_threads or max(1, (os.cpu_count() or 1) // self.lanes())
+        return self.session_threads() or max(1, (os.cpu_count() or 1) // self.lanes())
 
 
 THREADS_ENV = "QCFLOW_INFERENCE_THREADS"
