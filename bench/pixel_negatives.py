@@ -8,6 +8,11 @@ masks, in good images and in defective ones alike. This prints the AUROC of each
 against the outside pixels of each image type alone (one row per type, one column per image type), and
 each image type's median map value more than ``--margin`` map pixels from any mask: a column that is
 low everywhere is an image type whose whole surface scores high, not only its defects.
+
+Then two bounds on what any per-image correction of the map's level could gain: each type's AUROC within
+its own images (defect pixels against the same image's other pixels), and the pooled AUROC once every
+map is shifted so that its pixels outside the mask have the good images' median, an offset only the
+masks can tell.
 """
 
 from __future__ import annotations
@@ -51,6 +56,16 @@ def main() -> None:
     for k in columns:
         far = [np.median(m[_far_from(mask, args.margin)]) for m, mask in by_kind[k]]
         print(f"  {k:<12}{np.median(far):10.2f}  ({len(far)} images)")
+    print("AUROC within each image (defect pixels against the rest of that image): median, mean")
+    for k in columns:
+        within = [_auroc(m[mask], m[~mask]) for m, mask in by_kind[k] if mask.any() and not mask.all()]
+        if within:
+            print(f"  {k:<12}{np.median(within):10.3f}{np.mean(within):10.3f}  ({len(within)} images)")
+    good_level = np.median(outside["good"]) if "good" in outside else 0.0
+    shifted = [(m - np.median(m[~mask]) + good_level, mask) for maps in by_kind.values() for m, mask in maps]
+    inside_all = np.concatenate([m[mask].ravel() for m, mask in shifted])
+    outside_all = np.concatenate([m[~mask].ravel() for m, mask in shifted])
+    print(f"pooled AUROC with each map's level set from its mask: {_auroc(inside_all, outside_all):.3f}")
 
 
 def _auroc(positive: np.ndarray, negative: np.ndarray) -> float:
