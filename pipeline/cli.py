@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.console import console
 from pipeline.db import repository as repo
 from pipeline.decide import Thresholds
 from pipeline.errors import ConfigError, QCError
@@ -33,7 +33,6 @@ fit_app = typer.Typer(help="Fit understanding models.", no_args_is_help=True)
 app.add_typer(fit_app, name="fit")
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console()
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="data folder (default $QCFLOW_HOME or ./qcflow-data)")

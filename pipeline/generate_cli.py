@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from pipeline.console import console
 from pipeline.errors import ConfigError
 from pipeline.generation import (
     DEFAULT_DISK_BUDGET_BYTES,
@@ -41,7 +41,6 @@ Reviewer = Annotated[
 Reason = Annotated[str, typer.Option("--reason", help="why (kept in the audit log)")]
 
 Decision = Callable[[Session, int, str, str], SyntheticImageRecord]
-console = Console()
 review_app = typer.Typer(help="Review synthetic images: nothing generated is used until approved.")
 
 

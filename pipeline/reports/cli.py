@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pipeline.console import console
 from pipeline.db import repository as repo
 from pipeline.inspection import Workspace, open_workspace
 from pipeline.reports import suites
 from pipeline.reports.history import list_reports
 from pipeline.specialists import AnomalyScorer, anomaly_scorer
 
-console = Console()
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="data folder (default $QCFLOW_HOME or ./qcflow-data)")
 ]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.db import repository as repo
-from pipeline.inspection import Workspace
+from pipeline.inspection import Workspace, open_workspace
 
 runner = CliRunner()
 
@@ -50,6 +50,11 @@ def test_fit_then_evaluate_writes_metrics(mvtec_dir: Path, tmp_path: Path) -> No
     assert by_type.keys() == {"crack", "pit"} and min(by_type.values()) >= 0.8
     listing = runner.invoke(app, ["models", "list", *data])
     assert "sim" in listing.output and "yes" in listing.output
+    ws = open_workspace(tmp_path / "data")
+    with ws.session() as session:
+        (record,) = repo.list_models(session)
+    # a listing read by a script or a log, not a terminal, keeps what is copied from it whole
+    assert record.version in listing.output and record.path in listing.output
     shown = runner.invoke(app, ["models", "show", "sim", *data])
     assert '"kind": "anomaly"' in shown.output and '"parity"' in shown.output
 
@@ -58,8 +63,6 @@ def test_activation_needs_an_admin_and_is_audited(
     mvtec_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pipeline.audit import list_audit
-    from pipeline.db import repository as repo
-    from pipeline.inspection import open_workspace
 
     data = ["--data-dir", str(tmp_path / "data")]
     for _ in range(2):
