@@ -8,8 +8,8 @@ line's pattern), ``text_unreadable`` (confidence below the minimum) or
 from __future__ import annotations
 
 import importlib.metadata
+import queue
 import re
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -59,8 +59,11 @@ class LabelOcrInspector:
         self.roi, self.min_confidence = roi, min_confidence
         self.pattern = re.compile(pattern) if pattern else None
         self.version = f"rapidocr-{importlib.metadata.version('rapidocr')}"
-        self._ocr = _engine(threads)
-        self._reading = threading.Lock()  # RapidOCR does not promise that its engine is thread-safe
+        # RapidOCR does not promise that an engine is thread-safe: each call takes an idle engine, or makes
+        # one, so inference lanes read at once instead of queueing (as many engines as concurrent reads)
+        self._threads = threads
+        self._idle: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._idle.put(_engine(threads))
 
     def _crop(self, pixels: np.ndarray) -> tuple[np.ndarray, int, int]:
         if self.roi is None:
@@ -72,8 +75,14 @@ class LabelOcrInspector:
     def read(self, pixels: np.ndarray) -> tuple[str, float, Region | None]:
         """Text (lines joined by a space), mean confidence, and its box in frame pixels."""
         crop, x0, y0 = self._crop(pixels)
-        with self._reading:
-            out = self._ocr(crop)  # type: ignore[operator]
+        try:
+            engine = self._idle.get_nowait()
+        except queue.Empty:
+            engine = _engine(self._threads)
+        try:
+            out = engine(crop)  # type: ignore[operator]
+        finally:
+            self._idle.put(engine)
         if not out.txts:
             return "", 0.0, None
         points = np.concatenate([np.asarray(b) for b in out.boxes]).astype(int)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -58,3 +60,25 @@ def test_pattern_mismatch_is_flagged() -> None:
 def test_blank_image_reads_nothing(ocr: LabelOcrInspector) -> None:
     finding = ocr.inspect([_frame(np.full((200, 200, 3), 128, np.uint8))])[0][0]
     assert finding.label == TEXT_MISSING and finding.region is None
+
+
+def test_reads_from_several_threads_at_once(ocr: LabelOcrInspector, monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspectors.ocr as ocr_module
+
+    made = []
+    make = ocr_module._engine
+    monkeypatch.setattr(ocr_module, "_engine", lambda threads: made.append(1) or make(threads))
+    parts = [render_part(SIM, i, defect=None) for i in range(8)]
+    start = threading.Barrier(4)
+
+    def read(part_index: int) -> str:
+        start.wait()  # four reads begin together
+        return ocr.read(parts[part_index].image)[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        read_codes = list(pool.map(read, range(4)))
+    assert read_codes == [p.lot_code for p in parts[:4]]
+    # reads at once took engines of their own (made here) beside the inspector's first one; never more
+    assert 1 <= len(made) <= 3
+    sequential = [ocr.read(p.image)[0] for p in parts[4:]]
+    assert sequential == [p.lot_code for p in parts[4:]]
