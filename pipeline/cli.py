@@ -20,7 +20,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.console import console
+from pipeline.console import console, print_table
 from pipeline.db import repository as repo
 from pipeline.decide import Thresholds
 from pipeline.errors import ConfigError, QCError
@@ -446,7 +446,7 @@ def evaluate(
     ):
         value = metrics[key]
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    console.print(table)
+    print_table(table)
     for role, count in (metrics.get("overlap_with_model_data") or {}).items():
         if count:
             console.print(
@@ -467,7 +467,7 @@ def models_list(data_dir: DataDir = None) -> None:
     for r in records:
         review, fail = (f"{r.thresholds[k]:.3f}" if k in r.thresholds else "" for k in ("review", "fail"))
         table.add_row(r.name, r.version, r.kind, "yes" if r.active else "", review, fail, r.path)
-    console.print(table)
+    print_table(table)
 
 
 @models_app.command("show")
@@ -539,7 +539,7 @@ def status(
             score,
             r.reason,
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("prune-images")
@@ -613,7 +613,7 @@ def users_list(data_dir: DataDir = None) -> None:
         table = Table("name", "role", "created")
         for u in list_users(session):
             table.add_row(u.name, u.role.value, f"{u.created_at:%Y-%m-%d %H:%M}")
-    console.print(table)
+    print_table(table)
 
 
 @app.command()

@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from pipeline.console import console
+from pipeline.console import console, print_table
 from pipeline.errors import ConfigError
 from pipeline.generation import (
     DEFAULT_DISK_BUDGET_BYTES,
@@ -178,7 +178,7 @@ def list_pending(
             "; ".join(screen.get("flags", [])),
             f"{r.created_at:%Y-%m-%d %H:%M}",
         )
-    console.print(table)
+    print_table(table)
 
 
 @review_app.command("show")

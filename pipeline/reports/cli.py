@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pipeline.console import console
+from pipeline.console import console, print_table
 from pipeline.db import repository as repo
 from pipeline.inspection import Workspace, open_workspace
 from pipeline.reports import suites
@@ -141,7 +141,7 @@ def list_(data_dir: DataDir = None) -> None:
     table = Table("suite", "items")
     for s in summaries:
         table.add_row(s.name, str(s.n_items))
-    console.print(table)
+    print_table(table)
 
 
 @suite_app.command("history")
@@ -171,7 +171,7 @@ def history(
             _fmt(m.get("false_reject_rate")),
             {True: "passed", False: "FAILED", None: "—"}[m.get("gate_passed")],
         )
-    console.print(table)
+    print_table(table)
     console.print(f"{len(records)} report(s) on suite {name!r}" + (f" by model {model!r}" if model else ""))
 
 
