@@ -19,7 +19,7 @@ import numpy as np
 DEFECT_KINDS = ("crack", "scratch", "pit", "missing_print", "smeared_print", "edge_chip")
 AUTO = "auto"
 _REFERENCE_SIZE = 320  # defect sizes are specified in pixels of a 320 px frame
-_DRIFT_PERIOD = 240  # parts per lighting cycle: steady within a batch, visible over a run
+LIGHTING_PERIOD = 240  # parts per lighting cycle: steady within a batch, visible over a run
 _LOT_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"  # no I, O, Q: printers avoid look-alikes of 1 and 0
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _INK_BGR = np.array([40, 34, 30], np.float32)
@@ -243,12 +243,19 @@ def _blend_ink(base: np.ndarray, ink: np.ndarray) -> np.ndarray:
     return out
 
 
+def indices_over_lighting_cycle(count: int, start: int) -> list[int]:
+    """``count`` distinct part indices from ``start`` that together span at least one whole lighting
+    cycle: good parts collected over a shift for fitting, not all under one moment of its light."""
+    stride = LIGHTING_PERIOD // max(count, 1) + 1
+    return [start + k * stride for k in range(count)]
+
+
 def _expose(
     scene: np.ndarray, settings: SimulationSettings, index: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Lighting wanders slowly over the run (plus a little flicker); the sensor adds noise."""
     phase = np.random.default_rng(settings.seed).uniform(0, 2 * math.pi)
-    drift = math.sin(2 * math.pi * index / _DRIFT_PERIOD + phase) + 0.15 * rng.standard_normal()
+    drift = math.sin(2 * math.pi * index / LIGHTING_PERIOD + phase) + 0.15 * rng.standard_normal()
     noise = rng.standard_normal(scene.shape[:2], dtype=np.float32)
     gain = 1 + settings.lighting_drift * drift
     return cv2.addWeighted(scene, gain, cv2.merge([noise] * 3), 2.2, 0.0, dtype=cv2.CV_8U)

@@ -27,7 +27,7 @@ from pipeline.datasets import GOOD, SEEN_IMAGES_FILE, MVTecDataset, digest_files
 from pipeline.decide import Thresholds, calibrate_thresholds
 from pipeline.errors import DatasetError, ModelContractError
 from pipeline.images import IMAGE_SUFFIXES, encode_png, read_image
-from pipeline.simulate import SimulationSettings, render_part
+from pipeline.simulate import SimulationSettings, indices_over_lighting_cycle, render_part
 from pipeline.types import sha256_hex
 from pipeline.versions import version_folder
 
@@ -375,9 +375,14 @@ SIMULATION_FIT_OFFSET = 10_000_000
 def request_from_simulation(
     simulation: SimulationSettings, name: str, *, n_fit: int, n_calibration: int, **kwargs: Any
 ) -> FitRequest:
-    parts = [
-        render_part(simulation, SIMULATION_FIT_OFFSET + i, defect=None) for i in range(n_fit + n_calibration)
-    ]
+    """Good parts spread over the line's lighting cycle, every few of them held out for calibration, so
+    that both the bank and the thresholds see the light the line will run under."""
+    total = n_fit + n_calibration
+    held_out = {j * total // n_calibration for j in range(n_calibration)}
+    indices = indices_over_lighting_cycle(total, SIMULATION_FIT_OFFSET)
+    rendered = [render_part(simulation, i, defect=None) for i in indices]
+    parts = [p for k, p in enumerate(rendered) if k not in held_out]
+    parts += [p for k, p in enumerate(rendered) if k in held_out]
     digests = [sha256_hex(encode_png(part.image)) for part in parts]
     return FitRequest(
         name=name,

@@ -17,10 +17,12 @@ from pipeline.errors import FrameError
 from pipeline.images import encode_png
 from pipeline.simulate import (
     DEFECT_KINDS,
+    LIGHTING_PERIOD,
     SimulatedLine,
     SimulatedPart,
     SimulationSettings,
     choose_defect,
+    indices_over_lighting_cycle,
     render_part,
 )
 
@@ -194,3 +196,14 @@ def test_encode_png_round_trips_and_reports_failure() -> None:
     assert decoded is not None and np.array_equal(decoded, image)
     with pytest.raises(FrameError):
         encode_png(np.zeros((0, 0, 3), np.uint8))
+
+
+def test_fit_parts_see_the_whole_lighting_cycle() -> None:
+    sim = SimulationSettings(size=128, seed=3)
+    indices = indices_over_lighting_cycle(16, 10_000_000)
+    assert len(set(indices)) == 16 and indices[-1] - indices[0] >= LIGHTING_PERIOD * 15 / 16
+    fitted = [render_part(sim, i, defect=None).image.mean() for i in indices]
+    line = [render_part(sim, i, defect=None).image.mean() for i in range(0, LIGHTING_PERIOD, 8)]
+    # 16 consecutive parts cover a quarter of the brightness the line runs through; spread, most of it
+    covered = (min(max(fitted), max(line)) - max(min(fitted), min(line))) / (max(line) - min(line))
+    assert covered >= 0.7
