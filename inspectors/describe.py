@@ -13,7 +13,14 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from inspectors.ocr import TEXT_MISMATCH, TEXT_MISSING, TEXT_OK, TEXT_UNREADABLE
+from inspectors.ocr import (
+    PRINT_CONTRAST,
+    TEXT_MISMATCH,
+    TEXT_MISSING,
+    TEXT_OK,
+    TEXT_POOR_PRINT,
+    TEXT_UNREADABLE,
+)
 from pipeline.types import Finding, FindingKind, Frame, Region
 
 
@@ -63,14 +70,19 @@ def _anomaly_clause(findings: Sequence[Finding], centre: tuple[float, float, flo
 
 
 def _text_clause(findings: Sequence[Finding]) -> str | None:
-    for f in findings:
-        if f.kind is FindingKind.TEXT:
-            return {
-                TEXT_OK: f"lot code '{f.text}' read, matches pattern",
-                TEXT_MISMATCH: f"lot code read as '{f.text}', does not match pattern",
-                TEXT_UNREADABLE: f"lot code unreadable ('{f.text}', confidence {f.score or 0:.2f})",
-                TEXT_MISSING: "no lot code printed",
-            }.get(f.label or "", f"text '{f.text}'")
+    texts = [f for f in findings if f.kind is FindingKind.TEXT]
+    contrast = next((f.score for f in texts if f.label == PRINT_CONTRAST), None)
+    for f in texts:
+        if f.label == PRINT_CONTRAST:
+            continue
+        faint = "" if contrast is None else f" (print contrast {contrast:.2f})"
+        return {
+            TEXT_OK: f"lot code '{f.text}' read, matches pattern",
+            TEXT_MISMATCH: f"lot code read as '{f.text}', does not match pattern",
+            TEXT_UNREADABLE: f"lot code unreadable ('{f.text}', confidence {f.score or 0:.2f})",
+            TEXT_POOR_PRINT: f"lot code '{f.text}' faint or smeared{faint}",
+            TEXT_MISSING: "no lot code printed",
+        }.get(f.label or "", f"text '{f.text}'")
     return None
 
 

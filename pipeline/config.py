@@ -148,7 +148,16 @@ class OcrSettings(_Strict):
         default=None, description="x, y, w, h as fractions of the frame; None reads the whole frame"
     )
     pattern: str | None = Field(default=None, description="regular expression the text must match in full")
-    min_confidence: float = Field(default=0.8, ge=0, le=1)
+    min_confidence: float = Field(
+        default=0.8, ge=0, le=1, description="every character's confidence; below it the part goes to review"
+    )
+    min_print_contrast: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="(light - dark) / light grey level of the text's box; below it (faint or smeared ink) "
+        "the part fails; None does not check",
+    )
 
     @field_validator("roi")
     @classmethod

@@ -244,7 +244,11 @@ def calibrate_thresholds(
 
 
 # Labels other specialists give that decide a part on their own.
-_TEXT_FAILS = {"text_missing": "no lot code printed", "text_mismatch": "lot code does not match the pattern"}
+_TEXT_FAILS = {
+    "text_missing": "no lot code printed",
+    "text_mismatch": "lot code does not match the pattern",
+    "text_poor_print": "lot code print faint or smeared",
+}
 _TEXT_REVIEWS = {"text_unreadable": "lot code unreadable"}
 
 

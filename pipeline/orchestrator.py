@@ -116,7 +116,11 @@ def build_orchestrator(
         ocr = specialists.ocr
         inspectors.append(
             inspector_class("ocr")(
-                roi=ocr.roi, pattern=ocr.pattern, min_confidence=ocr.min_confidence, threads=threads
+                roi=ocr.roi,
+                pattern=ocr.pattern,
+                min_confidence=ocr.min_confidence,
+                min_print_contrast=ocr.min_print_contrast,
+                threads=threads,
             )
         )
     describe = describer() if specialists.describe is not None and specialists.describe.enabled else None

@@ -54,6 +54,15 @@ def test_sentence_uses_only_the_findings() -> None:
     )
 
 
+def test_poor_print_is_described_with_its_measured_contrast() -> None:
+    findings = [
+        Finding("ocr", "r3", FindingKind.TEXT, score=0.97, label="text_poor_print", text="P0-5709"),
+        Finding("ocr", "r3", FindingKind.TEXT, score=0.764, label="print_contrast"),
+    ]
+    sentence = FindingsDescriber().describe(_disc_frame(), findings).text
+    assert sentence == "No anomalous region; lot code 'P0-5709' faint or smeared (print contrast 0.76)."
+
+
 def test_nothing_found_says_so_and_invents_nothing() -> None:
     finding = FindingsDescriber().describe(_disc_frame(), [])
     assert finding.kind is FindingKind.DESCRIPTION

@@ -89,6 +89,7 @@ def test_config_hash_changes_with_specialist_settings(anomaly_model_dir: Path) -
         ("text_missing", Decision.FAIL),
         ("text_mismatch", Decision.FAIL),
         ("text_unreadable", Decision.REVIEW),
+        ("text_poor_print", Decision.FAIL),
     ],
 )
 def test_text_findings_tighten_the_decision(label: str, expected: Decision) -> None:
