@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -98,6 +99,7 @@ def _run_flow_with_progress(ws: Workspace, line_id: str, total: int, **flow_args
     before = inspections()
     result: dict[str, Any] = {}
     done = threading.Event()
+    started = time.perf_counter()
 
     def run() -> None:
         try:
@@ -118,17 +120,20 @@ def _run_flow_with_progress(ws: Workspace, line_id: str, total: int, **flow_args
 
     worker = threading.Thread(target=run, daemon=True)
     columns = (
-        TextColumn("[bold]inspecting[/] {task.description}"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task(line_id, total=total)
+        # Prefect starts its API and the flow loads the line's models before the first frame is logged
+        bar = progress.add_task(f"[bold]starting[/] the flow for {line_id}", total=total)
         worker.start()
         try:
             while not done.wait(0.5):
-                progress.update(bar, completed=inspections() - before)
+                logged = inspections() - before
+                if logged:
+                    progress.update(bar, completed=logged, description=f"[bold]inspecting[/] {line_id}")
         except KeyboardInterrupt:
             progress.stop()
             console.print(
@@ -140,9 +145,10 @@ def _run_flow_with_progress(ws: Workspace, line_id: str, total: int, **flow_args
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(130)
-        progress.update(bar, completed=result.get("frames", 0))
+        progress.update(bar, completed=result.get("frames", 0), description=f"[bold]inspected[/] {line_id}")
     if "error" in result:
         raise result["error"]
+    result["wall_seconds"] = time.perf_counter() - started
     return result
 
 

@@ -47,6 +47,11 @@ def summarise(ws: Workspace, line: LineConfig, outcome: dict[str, Any], console:
         f"({outcome['frames'] / max(outcome['seconds'], 1e-9):.1f} frames/s) — "
         + "  ".join(f"{d} {decisions.get(d, 0)}" for d in ("PASS", "FAIL", "REVIEW"))
     )
+    if "wall_seconds" in outcome:
+        console.print(
+            f"the whole run took {outcome['wall_seconds']:.1f}s: Prefect's start-up and the flow's "
+            "set-up come before the first frame"
+        )
     truth = outcome["scored_truth"]
     if truth:
         scores = np.array([s for s, _ in truth])

@@ -46,6 +46,7 @@ def test_the_summary_scores_the_run_and_says_how_to_look_at_it(tmp_path: Path) -
     outcome = {
         "frames": 4,
         "seconds": 2.0,
+        "wall_seconds": 9.5,
         "decisions": {"PASS": 2, "FAIL": 1, "REVIEW": 1},
         # "" is a good part; one good-defective pair is out of order
         "scored_truth": [(0.1, ""), (0.7, "crack"), (0.4, ""), (0.3, "pit")],
@@ -53,6 +54,7 @@ def test_the_summary_scores_the_run_and_says_how_to_look_at_it(tmp_path: Path) -
     summarise(ws, ws.line("test"), outcome, console)
     text = console.export_text()
     assert "4 frames inspected in 2.0s (2.0 frames/s) — PASS 2  FAIL 1  REVIEW 1" in text
+    assert "the whole run took 9.5s: Prefect's start-up" in text
     assert "image AUROC 0.750 (2 defective of 4)" in text
     where = f"--data-dir {ws.data_dir}"
     assert f"qcflow status --line test {where}" in text
