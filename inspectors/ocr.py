@@ -81,15 +81,19 @@ def _lines(out: object) -> list[_Line]:
     return lines
 
 
+def _bounds(points: np.ndarray) -> tuple[int, int, int, int]:
+    """x, y, w, h of the box around the detector's corner points (clipped at 0)."""
+    x, y = max(0, int(points[:, 0].min())), max(0, int(points[:, 1].min()))
+    return x, y, max(1, int(points[:, 0].max()) - x + 1), max(1, int(points[:, 1].max()) - y + 1)
+
+
 def print_contrast(crop: np.ndarray, points: np.ndarray) -> float | None:
     """Print contrast of the text's box: (light - dark) / light, from its 97th and 3rd percentile
     grey levels. Smeared or faint ink lowers it; clean dark print on a light label sits near 0.85."""
-    h, w = crop.shape[:2]
-    x0, y0 = max(0, int(points[:, 0].min())), max(0, int(points[:, 1].min()))
-    x1, y1 = min(w, int(points[:, 0].max()) + 1), min(h, int(points[:, 1].max()) + 1)
-    if x1 <= x0 or y1 <= y0:
+    x, y, w, h = _bounds(points)
+    box = crop[y : y + h, x : x + w]
+    if box.size == 0:
         return None
-    box = crop[y0:y1, x0:x1]
     grey = cv2.cvtColor(box, cv2.COLOR_BGR2GRAY) if box.ndim == 3 else box
     dark, light = np.percentile(grey, (3, 97))
     return float((light - dark) / light) if light > 0 else 0.0
@@ -151,9 +155,8 @@ class LabelOcrInspector:
         if not lines:
             return Reading("", 0.0, None, None)
         line = self._choose(lines)
-        x, y = max(0, int(line.points[:, 0].min())), max(0, int(line.points[:, 1].min()))
-        w, h = int(line.points[:, 0].max()) - x + 1, int(line.points[:, 1].max()) - y + 1
-        region = Region(x0 + x, y0 + y, max(1, w), max(1, h), area_px=max(1, w) * max(1, h))
+        x, y, w, h = _bounds(line.points)
+        region = Region(x0 + x, y0 + y, w, h, area_px=w * h)
         return Reading(line.text, min(line.char_scores), region, print_contrast(crop, line.points))
 
     def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]:
