@@ -149,7 +149,14 @@ class FeedItem:
 
     @property
     def descriptions(self) -> list[str]:
-        return [f.text for f in self.findings if f.kind == FindingKind.DESCRIPTION.value and f.text]
+        """The grounded sentence, and a captioning model's own words marked as such."""
+        return [
+            f"Caption (a captioning model's words, not checked against the findings): {f.text}"
+            if f.label == "caption"
+            else f.text
+            for f in self.findings
+            if f.kind == FindingKind.DESCRIPTION.value and f.text
+        ]
 
 
 @dataclass(frozen=True, slots=True)

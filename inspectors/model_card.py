@@ -14,6 +14,8 @@ from pipeline.errors import ModelContractError
 CARD_FILE = "model.json"
 ONNX_FILE = "model.onnx"
 CPU_ONNX_FILE = "model_cpu.onnx"  # the same model tuned for the CPU provider (anomaly models)
+DECODER_ONNX_FILE = "decoder.onnx"  # a captioning model's text decoder; model.onnx is its image encoder
+TOKENIZER_FILE = "tokenizer.json"  # a captioning model's tokenizer (Hugging Face tokenizers format)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class ModelCard:
     thresholds: Thresholds
     onnx_sha256: str
     cpu_onnx_sha256: str | None = None  # CPU_ONNX_FILE's, when the model has one
+    decoder_onnx_sha256: str | None = None  # DECODER_ONNX_FILE's (captioning models)
     # None: the image score is the map's maximum. A number (anomaly models fitted with fine_score): the
     # image score is the graph's ``score`` output, and the map is multiplied by this to be on its scale.
     map_scale: float | None = None

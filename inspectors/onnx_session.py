@@ -6,6 +6,7 @@ import ctypes
 import functools
 import importlib.metadata
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,17 +96,13 @@ def open_model(model_dir: Path, threads: int | None = None) -> tuple[ort.Inferen
     graphs = {ONNX_FILE: card.onnx_sha256}
     if card.cpu_onnx_sha256 is not None:
         graphs[CPU_ONNX_FILE] = card.cpu_onnx_sha256
-    data = {name: _read_checked(model_dir / name, sha256) for name, sha256 in graphs.items()}
+    data = {name: read_checked(model_dir / name, sha256) for name, sha256 in graphs.items()}
     providers = choose_providers()
     use_cpu_graph = providers[0] == "CPUExecutionProvider" and CPU_ONNX_FILE in data
     onnx_path = model_dir / (CPU_ONNX_FILE if use_cpu_graph else ONNX_FILE)
     signed = has_int8_dot_product()
     graph = bank_levels_for(data[CPU_ONNX_FILE], signed) if use_cpu_graph else data[ONNX_FILE]
-    options = session_options(threads)
-    try:
-        session = ort.InferenceSession(graph, options, providers=with_provider_options(providers, card))
-    except Exception as exc:  # ORT raises its own untyped errors for bad graphs
-        raise ModelContractError(f"{onnx_path}: ONNX Runtime cannot load it: {exc}") from exc
+    session = _session(graph, onnx_path, with_provider_options(providers, card), threads)
     check_contract(session, card, onnx_path)
     bank = f" ({'int8' if signed else 'uint8'} bank)" if use_cpu_graph else ""
     threads = session.get_session_options().intra_op_num_threads
@@ -115,6 +112,27 @@ def open_model(model_dir: Path, threads: int | None = None) -> tuple[ort.Inferen
         f"{threads} threads" if threads else "a thread per core",
     )  # fmt: skip
     return session, card
+
+
+def open_second_graph(
+    model_dir: Path, file_name: str, sha256: str, threads: int | None = None
+) -> ort.InferenceSession:
+    """A model's other graph (a captioning model's decoder), checked against its sha256, on the
+    providers ``open_model`` chooses but TensorRT: the decoder's token axis grows at every step, and
+    TensorRT would build an engine for each length."""
+    path = model_dir / file_name
+    providers = [p for p in choose_providers() if p != "TensorrtExecutionProvider"]
+    return _session(read_checked(path, sha256), path, providers, threads)
+
+
+def _session(
+    graph: bytes, path: Path, providers: Sequence[str | tuple[str, dict[str, object]]], threads: int | None
+) -> ort.InferenceSession:
+    options = session_options(threads)
+    try:
+        return ort.InferenceSession(graph, options, providers=list(providers))
+    except Exception as exc:  # ORT raises its own untyped errors for bad graphs
+        raise ModelContractError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
 
 
 def with_provider_options(providers: list[str], card: ModelCard) -> list[str | tuple[str, dict[str, object]]]:
@@ -185,7 +203,7 @@ def bank_levels_for(cpu_graph: bytes, signed: bool) -> bytes:
     return model.SerializeToString()
 
 
-def _read_checked(path: Path, sha256: str) -> bytes:
+def read_checked(path: Path, sha256: str) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:

@@ -476,6 +476,27 @@ def models_list(data_dir: DataDir = None) -> None:
     print_table(table)
 
 
+@models_app.command("import-caption")
+@_reports_errors
+def models_import_caption(
+    folder: Annotated[Path, typer.Argument(help="local VisionEncoderDecoderModel folder (never downloaded)")],
+    name: Annotated[str, typer.Option("--name", help="model name to register")],
+    activate: Annotated[bool, typer.Option(help="make this version the active one")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Export a local image-captioning model to ONNX (checked against transformers) and register it."""
+    from pipeline.fitting import import_caption_model
+
+    ws = open_workspace(data_dir)
+    with console.status(f"exporting captioning model {name} from {folder}"):
+        record = import_caption_model(ws, folder, name, activate=activate)
+    parity = record.metrics["parity"]
+    console.print(
+        f"registered [cyan]{record.name} {record.version}[/]: {int(parity['captions_compared'])} captions "
+        f"the same as transformers' (first-step logits within {parity['first_step_logits_max_abs_diff']:.1e})"
+    )
+
+
 @models_app.command("show")
 @_reports_errors
 def models_show(name: str, data_dir: DataDir = None) -> None:

@@ -191,6 +191,14 @@ class DescribeSettings(_Strict):
     enabled: bool = True
 
 
+class CaptionSettings(_Strict):
+    """A local image-captioning model's sentence, kept beside the grounded description; never decides."""
+
+    enabled: bool = True
+    model: str = Field(min_length=1, description="registered captioning model (qcflow models import-caption)")
+    max_tokens: int = Field(default=20, gt=0, le=128, description="longest caption, in tokens")
+
+
 class Specialists(_Strict):
     """Which specialists a line runs; a section that is absent or ``enabled: false`` is never loaded."""
 
@@ -198,6 +206,7 @@ class Specialists(_Strict):
     classifier: ClassifierSettings | None = None  # absent = off
     ocr: OcrSettings | None = None
     describe: DescribeSettings | None = None
+    caption: CaptionSettings | None = None  # off unless the line names a captioning model
 
 
 class LineConfig(_Strict):
@@ -220,8 +229,9 @@ class LineConfig(_Strict):
         """Registered models the enabled specialists need."""
         s = self.specialists
         names = [s.anomaly.model] if s.anomaly.enabled else []
-        if s.classifier is not None and s.classifier.enabled:
-            names.append(s.classifier.model)
+        for optional in (s.classifier, s.caption):
+            if optional is not None and optional.enabled:
+                names.append(optional.model)
         return names
 
     def camera(self, camera_id: str) -> CameraConfig:

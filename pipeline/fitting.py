@@ -111,3 +111,10 @@ def fit_classifier_from_dataset(
     training = _training("inspectors.training.classifier")
     model_dir, _ = training.fit_classifier(data, name, ws.models_root)
     return register_model_dir(ws, model_dir, activate=activate)
+
+
+def import_caption_model(ws: Workspace, folder: Path, name: str, *, activate: bool = True) -> ModelRecord:
+    """Export the local captioning model in ``folder`` to ONNX, check it, and register it."""
+    training = _training("inspectors.training.caption")
+    model_dir, _ = training.export_caption_model(folder, name, ws.models_root)
+    return register_model_dir(ws, model_dir, activate=activate)

@@ -123,6 +123,12 @@ def build_orchestrator(
                 threads=threads,
             )
         )
+    caption = specialists.caption
+    if caption is not None and caption.enabled:
+        captioner = inspector_class("caption")
+        inspectors.append(
+            captioner(model_dirs[caption.model], max_tokens=caption.max_tokens, threads=threads)
+        )
     describe = describer() if specialists.describe is not None and specialists.describe.enabled else None
     identity = {
         "specialists": specialists.model_dump(mode="json"),

@@ -21,6 +21,7 @@ INSPECTORS: dict[str, str] = {
     "anomaly": "inspectors.anomaly:AnomalyInspector",
     "classifier": "inspectors.classifier:DefectTypeInspector",
     "ocr": "inspectors.ocr:LabelOcrInspector",
+    "caption": "inspectors.caption:CaptionInspector",
     "describe": "inspectors.describe:FindingsDescriber",
 }
 

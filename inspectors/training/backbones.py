@@ -149,7 +149,7 @@ _HF_WEIGHTS = (
 )
 
 
-def _hf_weight_files(folder: Path) -> list[Path]:
+def hf_weight_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ModelContractError(f"{folder}: Hugging Face model folder not found")
     if not (folder / "config.json").is_file():
@@ -183,7 +183,7 @@ class HFBackbone(Backbone):
         super().__init__()
         from transformers import AutoModel
 
-        files = _hf_weight_files(folder)
+        files = hf_weight_files(folder)
         try:
             self.model = AutoModel.from_pretrained(
                 str(folder), local_files_only=True, attn_implementation="eager"
@@ -194,7 +194,7 @@ class HFBackbone(Backbone):
         self.name = f"hf-{config.model_type}"
         self.image_size = image_size or _size(getattr(config, "image_size", None)) or DEFAULT_IMAGE_SIZE
         self.patch = _size(getattr(config, "patch_size", None))
-        self.mean, self.std = _hf_normalisation(folder)
+        self.mean, self.std = hf_normalisation(folder)
         digest = file_sha256(files[0]) if len(files) == 1 else digest_files(files)
         self.weights = {
             "path": str(folder.resolve()),
@@ -291,7 +291,7 @@ class HFBackbone(Backbone):
         return [maps[int(i)] for i in self.layers]
 
 
-def _hf_normalisation(folder: Path) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def hf_normalisation(folder: Path) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Mean/std from the folder's preprocessor_config.json, else ImageNet's."""
     path = folder / "preprocessor_config.json"
     if path.is_file():

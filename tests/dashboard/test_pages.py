@@ -240,3 +240,21 @@ def test_pages_carry_a_strict_content_security_policy(client_for) -> None:  # ty
     assert response.headers["x-frame-options"] == "DENY"
     assert "<script>" not in response.text and "https://" not in response.text
     assert client.get("/static/htmx.min.js").status_code == 200
+
+
+def test_a_caption_is_shown_as_the_caption_models_words() -> None:
+    from datetime import UTC, datetime
+
+    from dashboard.queries import FeedItem, FindingView
+    from pipeline.types import Decision
+
+    grounded = FindingView("description", "describe", None, None, "No anomalous region.", None)
+    caption = FindingView("description", "caption", None, "caption", "a grey disc with a label", None)
+    item = FeedItem(
+        1, "l", "cam1", datetime.now(UTC), "0" * 64, 8, 8, Decision.PASS, Decision.PASS, "ok", 1.0,
+        None, None, [grounded, caption],
+    )  # fmt: skip
+    assert item.descriptions == [
+        "No anomalous region.",
+        "Caption (a captioning model's words, not checked against the findings): a grey disc with a label",
+    ]
