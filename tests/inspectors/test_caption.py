@@ -21,6 +21,7 @@ from pipeline.images import encode_png
 from pipeline.orchestrator import build_orchestrator
 from pipeline.simulate import SimulationSettings, render_part
 from pipeline.types import FindingKind, Frame, sha256_hex
+from tests.inspectors.tiny_backbones import save_vit, tiny_vit_config
 
 WORDS = [
     "a",
@@ -55,7 +56,6 @@ def _tiny_captioner(folder: Path) -> Path:
         PreTrainedTokenizerFast,
         VisionEncoderDecoderConfig,
         VisionEncoderDecoderModel,
-        ViTConfig,
     )
 
     vocabulary = ["<pad>", "<s>", "</s>", "<unk>", *WORDS]
@@ -64,14 +64,7 @@ def _tiny_captioner(folder: Path) -> Path:
     PreTrainedTokenizerFast(
         tokenizer_object=word_level, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     ).save_pretrained(folder)
-    encoder = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
+    encoder = tiny_vit_config(32)
     decoder = GPT2Config(
         vocab_size=len(vocabulary), n_positions=64, n_embd=32, n_layer=2, n_head=2, add_cross_attention=True,
         is_decoder=True, bos_token_id=1, eos_token_id=2, pad_token_id=0,
@@ -194,8 +187,6 @@ def test_a_disabled_caption_is_never_loaded(anomaly_model_dir: Path) -> None:
 
 
 def test_an_unusable_folder_is_a_clear_error(captioner_folder: Path, tmp_path: Path) -> None:
-    from transformers import ViTConfig, ViTModel
-
     from inspectors.training.caption import export_caption_model
 
     with pytest.raises(ModelContractError, match="Hugging Face model folder not found"):
@@ -206,9 +197,7 @@ def test_an_unusable_folder_is_a_clear_error(captioner_folder: Path, tmp_path: P
         (no_tokenizer / name).write_bytes((captioner_folder / name).read_bytes())
     with pytest.raises(ModelContractError, match=f"{TOKENIZER_FILE} is missing"):
         export_caption_model(no_tokenizer, "c", tmp_path / "models")
-    vit = tmp_path / "vit"
-    small = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_attention_heads": 2}
-    ViTModel(ViTConfig(num_hidden_layers=1, intermediate_size=64, **small)).save_pretrained(vit)
+    vit = save_vit(tmp_path / "vit")
     (vit / TOKENIZER_FILE).write_bytes((captioner_folder / TOKENIZER_FILE).read_bytes())
     with pytest.raises(ModelContractError, match="a 'vit' model"):
         export_caption_model(vit, "c", tmp_path / "models")

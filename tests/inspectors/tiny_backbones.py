@@ -11,19 +11,24 @@ from torch import nn
 IMAGE_SIZE = 128
 
 
-def save_vit(folder: Path) -> Path:
-    from transformers import ViTConfig, ViTModel
+def tiny_vit_config(image_size: int = IMAGE_SIZE) -> object:
+    from transformers import ViTConfig
 
-    torch.manual_seed(0)
-    config = ViTConfig(
+    return ViTConfig(
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        image_size=IMAGE_SIZE,
+        image_size=image_size,
         patch_size=8,
     )
-    ViTModel(config).save_pretrained(folder)
+
+
+def save_vit(folder: Path) -> Path:
+    from transformers import ViTModel
+
+    torch.manual_seed(0)
+    ViTModel(tiny_vit_config()).save_pretrained(folder)
     return folder
 
 
