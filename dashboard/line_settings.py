@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
-from pipeline.config import LineConfig, lines_dir, load_line
+from pipeline.config import LineConfig, format_errors, lines_dir, load_line
 from pipeline.errors import ConfigError
 
 
@@ -30,7 +31,13 @@ def set_specialist_enabled(config_dir: Path, line_id: str, specialist: str, enab
     # A specialist left out of the file is off; switching it on adds it with its defaults.
     section = data["specialists"].get(specialist) or {}
     data["specialists"][specialist] = {**section, "enabled": enabled}
-    LineConfig.model_validate(data)
+    try:
+        LineConfig.model_validate(data)
+    except ValidationError as exc:  # e.g. a specialist that needs a model the file does not name yet
+        raise ValueError(
+            f"{specialist} cannot be switched {'on' if enabled else 'off'} from here; set it up in the "
+            f"line's file first. {format_errors(path, exc)}"
+        ) from exc
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".yaml")
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(data, f, sort_keys=False)

@@ -322,7 +322,7 @@ def load_environment() -> Environment:
         raise ConfigError(f"environment: {problems}") from exc
 
 
-def _format_errors(path: Path, exc: ValidationError) -> str:
+def format_errors(path: Path, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -349,14 +349,14 @@ def load_app_config(config_dir: Path) -> AppConfig:
     try:
         return AppConfig.model_validate(_load_yaml(path))
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from exc
+        raise ConfigError(format_errors(path, exc)) from exc
 
 
 def load_line_config(path: Path) -> LineConfig:
     try:
         line = LineConfig.model_validate(_load_yaml(path))
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from exc
+        raise ConfigError(format_errors(path, exc)) from exc
     if line.line_id != path.stem:
         raise ConfigError(f"{path}: line_id {line.line_id!r} must match the file name {path.stem!r}")
     return line

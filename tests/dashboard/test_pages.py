@@ -258,3 +258,17 @@ def test_a_caption_is_shown_as_the_caption_models_words() -> None:
         "No anomalous region.",
         "Caption (a captioning model's words, not checked against the findings): a grey disc with a label",
     ]
+
+
+def test_switching_on_a_specialist_the_file_has_not_set_up_says_what_is_missing(fresh: Seeded) -> None:
+    path = fresh.ws.config_dir / "lines" / "test.yaml"
+    before = path.read_text()
+    with make_client(fresh.ws) as client:
+        token = log_in(client, Role.ADMIN)
+        data = {"specialist": "caption", "enabled": "true", "csrf_token": token}
+        response = client.post("/lines/test/specialists", data=data)
+    assert response.status_code == 400
+    assert str(path) in response.text and "specialists.caption.model" in response.text
+    assert path.read_text() == before  # the file is left as it was
+    with fresh.ws.session() as session:
+        assert list_audit(session, target="line:test/caption") == []  # nothing logged for a refused change
