@@ -70,13 +70,18 @@ class CaptionInspector:
         (logits,) = self.decoder.run(["logits"], {"input_ids": ids, "encoder_hidden_states": states})
         return logits[:, -1]
 
-    def token_ids(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
+    def encode(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """The encoder's states for the images, once a chunk."""
         pixels = to_model_input(images_bgr, self.card.preprocessing)
         (states,) = self.encoder.run(["encoder_hidden_states"], {"pixel_values": pixels})
+        return states
+
+    def decode(self, states: np.ndarray) -> np.ndarray:
+        """Greedy token ids for the encoded images."""
         return greedy_tokens(self._next_logits, states, self.start, self.end, self.pad, self.max_tokens)
 
     def captions(self, images_bgr: Sequence[np.ndarray]) -> list[str]:
-        rows = self.token_ids(images_bgr).tolist()
+        rows = self.decode(self.encode(images_bgr)).tolist()
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
 
     def inspect(self, frames: Sequence[Frame]) -> list[list[Finding]]:

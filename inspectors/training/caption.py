@@ -94,9 +94,9 @@ def _token_ids(model: Any) -> dict[str, int]:
     config, generation = model.config, model.generation_config
     start = config.decoder_start_token_id or generation.decoder_start_token_id or config.decoder.bos_token_id
     end = generation.eos_token_id if generation.eos_token_id is not None else config.decoder.eos_token_id
-    pad = config.pad_token_id if config.pad_token_id is not None else end
     if isinstance(end, list):
         end = end[0]
+    pad = config.pad_token_id if config.pad_token_id is not None else end
     if start is None or end is None:
         raise ModelContractError("the caption model's config names no decoder start or end-of-text token")
     return {"start_token_id": int(start), "end_token_id": int(end), "pad_token_id": int(pad)}
@@ -141,7 +141,8 @@ def _parity(model: Any, model_dir: Path, prep: Preprocessing, ids: dict[str, int
         render_part(SimulationSettings(size=256, seed=5), i, defect=None).image for i in range(_PARITY_IMAGES)
     ]
     inspector = CaptionInspector(model_dir, max_tokens=_PARITY_TOKENS, threads=1)
-    onnx_ids = inspector.token_ids(images)
+    states = inspector.encode(images)
+    onnx_ids = inspector.decode(states)
     pixels = torch.from_numpy(to_model_input(images, prep))
     with torch.no_grad():
         generated = model.generate(
@@ -165,7 +166,6 @@ def _parity(model: Any, model_dir: Path, prep: Preprocessing, ids: dict[str, int
             f"{model_dir}: ONNX Runtime's captions differ from transformers' "
             f"({onnx_ids.tolist()} against {generated.tolist()}): not registered"
         )
-    states = inspector.encoder.run(["encoder_hidden_states"], {"pixel_values": pixels.numpy()})[0]
     first = inspector._next_logits(start.numpy(), states)
     return {
         "first_step_logits_max_abs_diff": float(np.abs(first - reference).max()),
@@ -184,7 +184,8 @@ def export_caption_model(folder: Path, name: str, models_root: Path) -> tuple[Pa
     mean, std = hf_normalisation(folder)
     prep = Preprocessing((image_size, image_size), mean, std)
     ids = _token_ids(model)
-    with version_folder(models_root, name, digest_files(hf_weight_files(folder))) as new:
+    weights_digest = digest_files(hf_weight_files(folder))
+    with version_folder(models_root, name, weights_digest) as new:
         model_dir = new.folder
         _export(model, image_size, model_dir)
         shutil.copyfile(folder / TOKENIZER_FILE, model_dir / TOKENIZER_FILE)
@@ -201,7 +202,7 @@ def export_caption_model(folder: Path, name: str, models_root: Path) -> tuple[Pa
             decoder_onnx_sha256=sha256_hex((model_dir / DECODER_ONNX_FILE).read_bytes()),
             training={
                 "source": str(folder.resolve()),
-                "data_digest": digest_files(hf_weight_files(folder)),
+                "data_digest": weights_digest,
                 "text": {
                     **ids,
                     "tokenizer_sha256": sha256_hex((folder / TOKENIZER_FILE).read_bytes()),
